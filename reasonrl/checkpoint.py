@@ -1,0 +1,85 @@
+"""Save and resume everything a run needs to continue exactly where it stopped.
+
+    checkpoints/step_N/    config.json, model.safetensors, tokenizer files  (the policy, HF format:
+                           usable directly as model.path), trainer_state.pt (optimizer, scheduler,
+                           RNG states, data cursor), trainer_state.json (step, evaluations, totals)
+    checkpoints/latest ->  step_N (symlink)
+
+A checkpoint is written to a temporary directory and renamed into place, so an interrupted save
+never leaves a half-written checkpoint behind `latest`.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    evals: list = field(default_factory=list)  # [{"step", "accuracy", "response_length"}]
+    tokens_generated: int = 0
+    seconds: float = 0.0
+
+
+def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, scheduler, sampler,
+         generators: dict[str, torch.Generator], keep: int) -> Path:
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step_{state.step}"
+    tmp = ckpt_root / f".tmp_step_{state.step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    policy.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    torch.save({
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(),
+        "generators": {k: g.get_state() for k, g in generators.items()},
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+        "numpy_rng": np.random.get_state(),
+    }, tmp / "trainer_state.pt")
+    (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    latest = ckpt_root / "latest"
+    tmp_link = ckpt_root / ".latest_tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(final.name)
+    tmp_link.replace(latest)
+    for old in sorted(ckpt_root.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[str, torch.Generator]) -> TrainState:
+    """Restore a checkpoint into already-built objects; returns the saved TrainState."""
+    from safetensors.torch import load_file
+
+    ckpt = ckpt.resolve()
+    weights = load_file(str(ckpt / "model.safetensors"))
+    missing, unexpected = policy.load_state_dict(weights, strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k or k in weights]:
+        raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
+    blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    sampler.load_state_dict(blob["sampler"])
+    for k, g in generators.items():
+        g.set_state(blob["generators"][k])
+    torch.set_rng_state(blob["torch_rng"])
+    random.setstate(blob["python_rng"])
+    np.random.set_state(blob["numpy_rng"])
+    return TrainState(**json.loads((ckpt / "trainer_state.json").read_text()))
+
+
+def latest(run_dir: Path) -> Path | None:
+    link = run_dir / "checkpoints" / "latest"
+    return link.resolve() if link.exists() else None

@@ -1,0 +1,395 @@
+"""Configuration: nested dataclasses are the one source of defaults.
+
+`load(argv)` merges, in order, the dataclass defaults, an optional `--config FILE.yaml` and
+`key=value` overrides through omegaconf, then validates. Every problem found (unknown key,
+wrong type, impossible value or combination) is collected and raised once as a ConfigError
+that names the key, the value and the fix, before any model is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+def option(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a one-line description (shown by --help and in base.yaml)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+def section(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    path: str = option("assets/tiny-math", "policy checkpoint: a local HF directory (the embedded default) or a hub id")
+    dtype: str = option("float32", "parameter dtype: float32 | bfloat16 | float16")
+    attn_implementation: str = option("sdpa", "transformers attention backend: sdpa | eager | flash_attention_2")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
+
+
+@dataclass
+class TaskConfig:
+    name: str = option("arithmetic", "procedural task generator (reasonrl.tasks registry)")
+    min_operands: int = option(3, "fewest operands in a problem")
+    max_operands: int = option(4, "most operands in a problem")
+    max_value: int = option(30, "operands are drawn from 0..max_value")
+    ops: str = option("+-", "operators to draw from, any of + - *")
+    eval_fraction: float = option(0.1, "share of the problem space reserved for the held-out split (by hash)")
+
+
+@dataclass
+class DataConfig:
+    source: str = option("task", "where prompts come from: task (procedural) | jsonl")
+    path: Optional[str] = option(None, "train file for source=jsonl (one JSON object per line)")
+    eval_path: Optional[str] = option(None, "held-out file for source=jsonl; none means no held-out evaluation from file")
+    prompt_field: str = option("prompt", "jsonl field holding the prompt text")
+    reference_field: str = option("reference", "jsonl field holding the reference answer")
+    verifier: str = option("math", "verifier for rows that do not name one")
+    shuffle: bool = option(True, "shuffle file datasets each epoch (seeded)")
+    task: TaskConfig = section(TaskConfig, "procedural task options (source=task)")
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = option("hf", "rollout backend: hf (transformers, any machine)")
+    prompts_per_step: int = option(32, "B: prompts sampled per training step")
+    group_size: int = option(8, "G: responses sampled per prompt")
+    temperature: float = option(1.0, "sampling temperature for training rollouts")
+    top_p: float = option(1.0, "nucleus sampling threshold (1.0 = off)")
+    top_k: int = option(0, "top-k sampling (0 = off)")
+    max_new_tokens: int = option(56, "most tokens generated per response")
+    stop: list = option([], "stop strings ending a response (besides EOS)")
+    batch_rows: int = option(512, "most sequences the engine decodes at once")
+
+
+@dataclass
+class AlgorithmConfig:
+    advantage: str = option("grpo", "advantage estimator: grpo | dr_grpo | rloo")
+    std_ddof: int = option(1, "ddof of the group std in grpo (1 = verl/torch.std, 0 = numpy)")
+    adv_eps: float = option(1e-6, "added to the group std before dividing")
+    clip_low: float = option(0.2, "PPO clip: ratio floor is 1 - clip_low")
+    clip_high: float = option(0.28, "PPO clip: ratio ceiling is 1 + clip_high (DAPO clip-higher when > clip_low)")
+    dual_clip: Optional[float] = option(None, "dual-clip constant c > 1 capping negative-advantage losses (none = off)")
+    loss_agg: str = option("token-mean", "loss aggregation: token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm")
+    loss_scale_factor: Optional[float] = option(None, "constant divisor for seq-mean-token-sum-norm (none = max_new_tokens)")
+    kl_coef: float = option(0.0, "KL-to-reference coefficient (0 = no reference model is loaded)")
+    kl_estimator: str = option("k3", "per-token KL estimator: k1 | k2 | k3")
+    kl_in_reward: bool = option(False, "put k1 KL in the reward (PPO style) instead of the loss (GRPO style)")
+    entropy_coef: float = option(0.0, "entropy bonus coefficient (0 = off; entropy is logged either way)")
+    dynamic_sampling: bool = option(False, "DAPO: drop groups whose rewards are all equal and refill the batch")
+    max_gen_batches: int = option(4, "DAPO: most generation rounds per step when refilling")
+    overlong_buffer: int = option(0, "DAPO overlong shaping buffer L_cache in tokens (0 = off)")
+    overlong_penalty: float = option(1.0, "DAPO overlong penalty factor")
+    mask_truncated: bool = option(False, "drop truncated responses (no EOS) from the loss")
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = option(220, "training steps (one rollout batch each)")
+    lr: float = option(1e-4, "policy learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    betas: list = option([0.9, 0.99], "AdamW betas")
+    lr_schedule: str = option("constant", "learning-rate schedule: constant | cosine | linear")
+    warmup_steps: int = option(5, "linear warm-up steps")
+    ppo_epochs: int = option(1, "passes over each rollout batch")
+    mini_batches: int = option(1, "optimizer steps per epoch (the batch is split into this many)")
+    max_tokens_per_microbatch: int = option(16384, "token budget of one forward/backward (length-sorted micro-batches)")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
+    seed: int = option(0, "seeds data order, sampling and initialisation")
+    threads: int = option(0, "torch CPU threads (0 = leave torch's default)")
+    device: str = option("auto", "auto | cpu | cuda")
+
+
+@dataclass
+class EvalConfig:
+    every: int = option(20, "greedy held-out evaluation every N steps (0 = only before and after)")
+    size: int = option(500, "held-out problems per evaluation")
+    max_new_tokens: int = option(64, "most tokens per evaluation answer")
+
+
+@dataclass
+class LoggingConfig:
+    run_dir: str = option("runs", "parent folder of run directories")
+    name: Optional[str] = option(None, "run name (none = a timestamp)")
+    progress: bool = option(True, "show a progress bar")
+    samples_per_step: int = option(4, "rollouts written to samples.jsonl each step")
+    plots: bool = option(True, "write PNG plots of reward and held-out accuracy to plots/")
+    tensorboard: bool = option(False, "write TensorBoard events (needs tensorboard)")
+    wandb: bool = option(False, "log to Weights & Biases (needs wandb)")
+    wandb_project: str = option("reasonrl", "W&B project")
+    wandb_mode: str = option("offline", "W&B mode: offline | online | disabled")
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = option(50, "save a checkpoint every N steps (0 = only at the end)")
+    keep: int = option(2, "checkpoints kept (older ones are deleted)")
+    resume: str = option("never", "auto (latest checkpoint of this run, if any) | never | a checkpoint path")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = section(ModelConfig, "policy model")
+    data: DataConfig = section(DataConfig, "prompts and references")
+    rollout: RolloutConfig = section(RolloutConfig, "generation")
+    algorithm: AlgorithmConfig = section(AlgorithmConfig, "advantages and loss")
+    trainer: TrainerConfig = section(TrainerConfig, "optimisation")
+    eval: EvalConfig = section(EvalConfig, "held-out evaluation")
+    logging: LoggingConfig = section(LoggingConfig, "metrics and run directory")
+    checkpoint: CheckpointConfig = section(CheckpointConfig, "checkpoints and resume")
+
+
+class ConfigError(ValueError):
+    """Every problem with a config, one per line: key, value, fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --------------------------------------------------------------------------- introspection
+
+def iter_fields(cls: type = Config, prefix: str = ""):
+    """Yield (dotted key, field, default) for every leaf option, depth first in declaration order."""
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if _is_section(f):
+            yield from iter_fields(_section_type(f), key + ".")
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            yield key, f, default
+
+
+def _is_section(f: dataclasses.Field) -> bool:
+    return f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory)
+
+
+def _section_type(f: dataclasses.Field) -> type:
+    return f.default_factory  # sections are declared with their class as the factory
+
+
+def all_keys() -> list[str]:
+    return [k for k, _, _ in iter_fields()]
+
+
+def help_text() -> str:
+    lines = ["usage: python train.py [--config FILE.yaml] [key=value ...]", "", "keys (default  description):"]
+    for key, f, default in iter_fields():
+        lines.append(f"  {key} = {default!r}\n      {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def commented_yaml() -> str:
+    """Every key with its default and a comment above it: the content of configs/base.yaml."""
+    out = ["# reasonrl base config: every key, its default and what it does.",
+           "# The dataclasses in reasonrl/config.py are the source of truth; tests check this file matches.", ""]
+
+    def walk(cls: type, indent: str) -> None:
+        for f in dataclasses.fields(cls):
+            out.append(f"{indent}# {f.metadata.get('help', '')}")
+            if _is_section(f):
+                out.append(f"{indent}{f.name}:")
+                walk(_section_type(f), indent + "  ")
+            else:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                out.append(f"{indent}{f.name}: {_yaml_scalar(default)}")
+
+    walk(Config, "")
+    return "\n".join(out) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    return OmegaConf.to_yaml({"v": value}).strip()[len("v: "):] if value is not None else "null"
+
+
+# --------------------------------------------------------------------------- loading
+
+def parse_argv(argv: list[str]) -> tuple[Optional[str], list[str]]:
+    """Split `--config FILE` from `key=value` overrides."""
+    config_path, overrides = None, []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--config":
+            config_path = next(it, None)
+            if config_path is None:
+                raise ConfigError(["--config needs a file path: --config configs/base.yaml"])
+        elif arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+        else:
+            overrides.append(arg)
+    return config_path, overrides
+
+
+def load(argv: list[str] | None = None, *, config_path: str | None = None, overrides: list[str] | None = None) -> Config:
+    if argv is not None:
+        config_path, overrides = parse_argv(argv)
+    overrides = overrides or []
+    problems: list[str] = []
+    layers = []
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError([f"--config {config_path}: no such file; pass a YAML file such as configs/base.yaml"])
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as exc:  # yaml syntax errors
+            raise ConfigError([f"--config {config_path}: not valid YAML ({exc}); fix the file's syntax"]) from None
+    for item in overrides:
+        if "=" not in item:
+            problems.append(f"{item!r}: overrides are key=value (e.g. trainer.steps=10); use --config for a file")
+            continue
+        try:
+            layers.append(OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            problems.append(f"{item!r}: cannot parse ({exc.msg if hasattr(exc, 'msg') else exc})")
+
+    schema = OmegaConf.structured(Config)
+    # Merge each leaf on its own so that every bad key is reported, not only the first.
+    for layer in layers:
+        for key, value in _flatten(OmegaConf.to_container(layer, resolve=False)):
+            problem = _check_leaf(schema, key, value)
+            if problem:
+                problems.append(problem)
+            else:
+                OmegaConf.update(schema, key, value, merge=True)
+    cfg: Config = OmegaConf.to_object(schema)
+    problems += check(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _flatten(node: Any, prefix: str = ""):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _flatten(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _check_leaf(schema: Any, key: str, value: Any) -> Optional[str]:
+    keys = all_keys()
+    if key not in keys:
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+        if not close:  # a typo in the leaf name only: compare within the section
+            head, _, leaf = key.rpartition(".")
+            siblings = [k for k in keys if k.rpartition(".")[0] == head]
+            close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.4)
+        hint = f"did you mean {close[0]}?" if close else "see `python train.py --help` for the keys"
+        return f"{key}={value!r}: unknown key; {hint}"
+    trial = OmegaConf.structured(Config)
+    try:
+        OmegaConf.update(trial, key, value, merge=True)
+    except OmegaConfBaseException:
+        expected = _field_type_name(key)
+        return f"{key}={value!r}: expected {expected}; give a value of that type"
+    return None
+
+
+def _field_type_name(key: str) -> str:
+    for k, f, default in iter_fields():
+        if k == key:
+            t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            return str(t).replace("Optional[", "").rstrip("]") + (" or null" if "Optional" in str(f.type) else "")
+    return "?"
+
+
+# --------------------------------------------------------------------------- validation
+
+def validate(cfg: Config) -> None:
+    """Raise one ConfigError listing every problem `check` finds."""
+    problems = check(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+def check(cfg: Config) -> list[str]:
+    """Value ranges, cross-field rules and registered names: every problem as 'key=value: fix'."""
+    from reasonrl.algorithms import ADVANTAGES, LOSS_AGGREGATIONS, KL_ESTIMATORS
+    from reasonrl.rollout import ENGINES
+    from reasonrl.tasks import TASKS
+
+    p: list[str] = []
+
+    def need(ok: bool, key: str, value: Any, fix: str) -> None:
+        if not ok:
+            p.append(f"{key}={value!r}: {fix}")
+
+    def name_in(registry, key: str, value: str) -> None:
+        if value not in registry:
+            p.append(f"{key}={value!r}: {registry.unknown_message(value)}")
+
+    m, d, r, a, t, e, c = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.trainer, cfg.eval, cfg.checkpoint
+    need(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype, "use float32, bfloat16 or float16")
+    need(m.attn_implementation in ("sdpa", "eager", "flash_attention_2"), "model.attn_implementation",
+         m.attn_implementation, "use sdpa, eager or flash_attention_2")
+    need(d.source in ("task", "jsonl"), "data.source", d.source, "use task or jsonl")
+    if d.source == "task":
+        name_in(TASKS, "data.task.name", d.task.name)
+        need(1 <= d.task.min_operands <= d.task.max_operands, "data.task.min_operands", d.task.min_operands,
+             f"must be >= 1 and <= data.task.max_operands ({d.task.max_operands})")
+        need(d.task.max_value >= 1, "data.task.max_value", d.task.max_value, "must be >= 1")
+        need(bool(d.task.ops) and set(d.task.ops) <= set("+-*"), "data.task.ops", d.task.ops, "use a string of + - *")
+        need(0 < d.task.eval_fraction < 1, "data.task.eval_fraction", d.task.eval_fraction, "must be in (0, 1)")
+    else:
+        need(bool(d.path), "data.path", d.path, "source=jsonl needs data.path=FILE.jsonl")
+    name_in(ENGINES, "rollout.engine", r.engine)
+    need(r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, "must be >= 1")
+    need(r.group_size >= 2, "rollout.group_size", r.group_size,
+         "group advantages need at least 2 responses per prompt; use 2 or more (8 is typical)")
+    need(r.temperature > 0, "rollout.temperature", r.temperature, "training needs sampling: use a temperature > 0")
+    need(0 < r.top_p <= 1, "rollout.top_p", r.top_p, "must be in (0, 1]")
+    need(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
+    need(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
+    need(r.batch_rows >= 1, "rollout.batch_rows", r.batch_rows, "must be >= 1")
+    name_in(ADVANTAGES, "algorithm.advantage", a.advantage)
+    name_in(LOSS_AGGREGATIONS, "algorithm.loss_agg", a.loss_agg)
+    name_in(KL_ESTIMATORS, "algorithm.kl_estimator", a.kl_estimator)
+    need(a.std_ddof in (0, 1), "algorithm.std_ddof", a.std_ddof, "use 0 or 1")
+    need(0 <= a.clip_low < 1, "algorithm.clip_low", a.clip_low, "must be in [0, 1)")
+    need(a.clip_high >= 0, "algorithm.clip_high", a.clip_high, "must be >= 0")
+    need(a.dual_clip is None or a.dual_clip > 1, "algorithm.dual_clip", a.dual_clip, "must be > 1, or null to turn it off")
+    need(a.kl_coef >= 0, "algorithm.kl_coef", a.kl_coef, "must be >= 0")
+    need(a.max_gen_batches >= 1, "algorithm.max_gen_batches", a.max_gen_batches, "must be >= 1")
+    need(0 <= a.overlong_buffer < r.max_new_tokens, "algorithm.overlong_buffer", a.overlong_buffer,
+         f"must be >= 0 and < rollout.max_new_tokens ({r.max_new_tokens})")
+    need(a.loss_scale_factor is None or a.loss_scale_factor > 0, "algorithm.loss_scale_factor", a.loss_scale_factor,
+         "must be > 0 or null")
+    need(t.steps >= 0, "trainer.steps", t.steps, "must be >= 0")
+    need(t.lr > 0, "trainer.lr", t.lr, "must be > 0")
+    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "trainer.betas", t.betas, "two numbers in [0, 1)")
+    need(t.lr_schedule in ("constant", "cosine", "linear"), "trainer.lr_schedule", t.lr_schedule,
+         "use constant, cosine or linear")
+    need(t.ppo_epochs >= 1, "trainer.ppo_epochs", t.ppo_epochs, "must be >= 1")
+    need(t.mini_batches >= 1, "trainer.mini_batches", t.mini_batches, "must be >= 1")
+    need(t.mini_batches <= r.prompts_per_step * r.group_size, "trainer.mini_batches", t.mini_batches,
+         f"cannot exceed the rows per step ({r.prompts_per_step * r.group_size})")
+    need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch, "must be >= 1")
+    need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
+    need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
+    need(t.device in ("auto", "cpu", "cuda"), "trainer.device", t.device, "use auto, cpu or cuda")
+    need(e.every >= 0, "eval.every", e.every, "must be >= 0")
+    need(e.size >= 0, "eval.size", e.size, "must be >= 0")
+    need(c.every >= 0, "checkpoint.every", c.every, "must be >= 0")
+    need(c.keep >= 1, "checkpoint.keep", c.keep, "must be >= 1")
+    need(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode", cfg.logging.wandb_mode,
+         "use offline, online or disabled")
+    return p
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml_file(path: str | Path) -> Config:
+    """Reload a saved resolved config (the run directory's config.yaml)."""
+    return load(config_path=str(path), overrides=[])

@@ -1,0 +1,140 @@
+"""Metric sinks for a run: progress bar, metrics.jsonl, samples.jsonl, TensorBoard / W&B, plots.
+
+metrics.jsonl has one JSON object per training step. Keys:
+  step                      1-based step number
+  reward/mean               mean outcome reward of the step's rollouts (after overlong shaping)
+  accuracy/train            share of the step's rollouts the verifier marked correct
+  response_length/mean      mean response length in tokens; response_length/truncated the share cut at max_new_tokens
+  groups/kept, groups/zero_variance   groups trained on; groups whose rewards were all equal
+  gen_rounds                generation rounds this step (> 1 only with dynamic sampling)
+  verifier/<status>         counts of verifier statuses (ok, no_answer, parse_error, timeout, crash)
+  adv/mean, adv/std         advantage statistics over valid tokens
+  loss, pg_loss, kl, entropy, clip_frac, clip_frac_low, clip_frac_high, grad_norm, lr   from the update
+  time/generate, time/verify, time/logprobs, time/update, time/step   seconds
+  tokens/generated, tokens_per_s   generated tokens this step, and per second of step time
+  eval/accuracy, eval/response_length   greedy held-out results, on steps where evaluation ran
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, cfg, total_steps: int, start_step: int = 0):
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.metrics_file = (run_dir / "metrics.jsonl").open("a")
+        self.samples_file = (run_dir / "samples.jsonl").open("a")
+        self.bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+        self.tb = self._tensorboard(cfg)
+        self.wandb = self._wandb(cfg)
+
+    def _tensorboard(self, cfg):
+        if not cfg.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.print("logging.tensorboard=true but tensorboard is not installed: pip install 'reasonrl[tracking]'")
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _wandb(self, cfg):
+        if not cfg.wandb:
+            return None
+        try:
+            import wandb
+        except ImportError:
+            self.print("logging.wandb=true but wandb is not installed: pip install 'reasonrl[tracking]'")
+            return None
+        return wandb.init(project=cfg.wandb_project, mode=cfg.wandb_mode, dir=str(self.run_dir),
+                          name=self.run_dir.name, config={})
+
+    def print(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else print)(text)
+
+    def log_step(self, step: int, metrics: dict) -> None:
+        row = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        self.metrics_file.write(json.dumps(row) + "\n")
+        self.metrics_file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(k, v, step)
+        if self.wandb is not None:
+            self.wandb.log(row, step=step)
+        if self.bar is not None:
+            self.bar.update(1)
+            post = {"reward": row.get("reward/mean"), "acc": row.get("accuracy/train"),
+                    "len": row.get("response_length/mean"), "tok/s": row.get("tokens_per_s")}
+            if "eval/accuracy" in row:
+                post["eval"] = row["eval/accuracy"]
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in post.items() if isinstance(v, (int, float))})
+
+    def log_samples(self, step: int, samples: list[dict]) -> None:
+        for s in samples:
+            self.samples_file.write(json.dumps({"step": step, **s}) + "\n")
+        self.samples_file.flush()
+
+    def close(self) -> None:
+        for f in (self.metrics_file, self.samples_file):
+            f.close()
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _plain(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_plots(run_dir: Path, rows: list[dict], evals: list[dict]) -> list[Path]:
+    """PNG plots of training reward and held-out accuracy over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    for name, series, ylabel in (
+        ("reward", [(r["step"], r.get("reward/mean")) for r in rows], "mean outcome reward (train rollouts)"),
+        ("eval_accuracy", [(e["step"], e["accuracy"]) for e in evals], "held-out greedy accuracy"),
+    ):
+        pts = [(x, y) for x, y in series if y is not None]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if name == "eval_accuracy" else None)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

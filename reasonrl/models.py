@@ -1,0 +1,93 @@
+"""Load policy / reference models and tokenizers; compute response log-probs."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("trainer.device=cuda but no CUDA device is visible; use trainer.device=cpu or auto")
+    return torch.device(name)
+
+
+def _check_path(path: str) -> None:
+    p = Path(path)
+    looks_local = p.is_absolute() or path.startswith(".") or p.parts[:1] in (("assets",), ("runs",)) or p.exists()
+    if looks_local and not (p / "config.json").is_file():
+        what = "does not exist" if not p.exists() else "has no config.json (not a Hugging Face model directory)"
+        raise ModelLoadError(
+            f"model.path={path!r} {what}. Point model.path at a directory saved with save_pretrained, "
+            f"e.g. the embedded default assets/tiny-math (rebuild it with `python scripts/build_tiny_model.py`)."
+        )
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    _check_path(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, padding_side="left")
+    except Exception as exc:
+        raise ModelLoadError(f"model.path={path!r}: could not load a tokenizer ({type(exc).__name__}: {exc})") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, *, dtype: str = "float32", attn_implementation: str = "sdpa",
+               device: torch.device | str = "cpu"):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    _check_path(path)
+    hf_logging.disable_progress_bar()  # our own bar is the one that matters
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
+    except Exception as exc:
+        raise ModelLoadError(f"model.path={path!r}: could not load the model ({type(exc).__name__}: {exc})") from None
+    return model.to(device)
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(input_ids[:, t+1] | input_ids[:, :t+1]) for t < S-1.
+
+    input_ids, attention_mask (N, S), right-padded -> logp (N, S-1) [, entropy (N, S-1)].
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    entropy = None
+    if with_entropy:
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+def tiny_config(vocab_size: int, *, hidden: int = 128, layers: int = 4, heads: int = 4, kv_heads: int = 2,
+                intermediate: int = 384, max_positions: int = 512):
+    """A Qwen3-architecture config for small models (the embedded default, tests, benchmarks).
+    Untied embeddings: vLLM's weight reload leaves a tied output head stale (ENVIRONMENT_NOTES.md)."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, head_dim=hidden // heads, intermediate_size=intermediate,
+        max_position_embeddings=max_positions, tie_word_embeddings=False, rope_theta=10000.0,
+    )

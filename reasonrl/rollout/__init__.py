@@ -1,0 +1,9 @@
+"""Rollout engines, selected by `rollout.engine`. Each factory takes (policy, tokenizer, cfg)."""
+from reasonrl.registry import Registry
+
+ENGINES: Registry = Registry("rollout engine")
+
+from reasonrl.rollout.hf import HFEngine  # noqa: E402  (registers "hf")
+from reasonrl.rollout.base import RolloutEngine  # noqa: E402
+
+__all__ = ["ENGINES", "HFEngine", "RolloutEngine"]

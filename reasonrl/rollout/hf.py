@@ -1,0 +1,136 @@
+"""The transformers rollout backend: runs on any machine, and is what the tests use.
+
+A hand-written KV-cached decode loop rather than `generate()`, for three reasons: each prompt is
+prefilled once and its cache repeated G times; rows that finish (EOS, a stop string, or the
+token limit) are dropped from the batch and the cache at once, so no compute is spent on them;
+and the log-prob of each sampled token comes out of the same pass.
+
+Log-probs are those of the *unprocessed* policy (log_softmax of the raw logits, temperature 1),
+which is what the learner recomputes; temperature / top-k / top-p only shape sampling.
+Colocated: the engine decodes with the learner's own module, so `sync_weights` has nothing to
+copy when handed that module.
+"""
+from __future__ import annotations
+
+import torch
+
+from reasonrl.rollout import ENGINES
+from reasonrl.types import Rollout, SamplingParams
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
+    """logits (R, V) -> token ids (R,). temperature 0 is greedy."""
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    scores = logits / params.temperature
+    if params.top_k > 0:
+        kth = torch.topk(scores, min(params.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = torch.softmax(sorted_scores, -1)
+        drop = probs.cumsum(-1) - probs > params.top_p  # keep the smallest prefix reaching top_p
+        sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
+    probs = torch.softmax(scores, -1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+class HFEngine:
+    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_rows: int = 512):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_rows = batch_rows
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        if policy is not self.model:  # a separate copy: load the learner's tensors into it
+            self.model.load_state_dict(policy.state_dict())
+
+    def generate(self, prompts: list[str], params: SamplingParams, generator: torch.Generator) -> list[list[Rollout]]:
+        per_chunk = max(1, self.batch_rows // params.n)
+        out: list[list[Rollout]] = []
+        for start in range(0, len(prompts), per_chunk):
+            out.extend(self._generate_chunk(prompts[start:start + per_chunk], params, generator))
+        return out
+
+    @torch.inference_mode()
+    def _generate_chunk(self, prompts: list[str], params: SamplingParams, generator: torch.Generator):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._decode(prompts, params, generator)
+        finally:
+            self.model.train(was_training)
+
+    def _decode(self, prompts: list[str], params: SamplingParams, generator: torch.Generator):
+        dev, n = self.device, params.n
+        ids = [self.prompt_ids(p) for p in prompts]
+        width = max(len(x) for x in ids)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in ids], device=dev)
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        cache = out.past_key_values
+        logits = out.logits[:, -1].float()
+        if n > 1:  # prefill once per prompt, then repeat each row G times (rows of a group are contiguous)
+            cache.batch_repeat_interleave(n)
+            logits, attn = logits.repeat_interleave(n, 0), attn.repeat_interleave(n, 0)
+            pos = pos.repeat_interleave(n, 0)
+        rows = len(prompts) * n
+        active = torch.arange(rows, device=dev)  # which original row each live batch row is
+        next_pos = pos[:, -1] + 1
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        logps: list[list[float]] = [[] for _ in range(rows)]
+        finish = ["length"] * rows
+        stops = tuple(params.stop)
+        tail = max((len(s) for s in stops), default=0) + 8  # tokens to decode when looking for a stop string
+
+        for step in range(params.max_new_tokens):
+            tok = sample_next(logits, params, generator)
+            lp = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+            tok_l, lp_l, act_l = tok.tolist(), lp.tolist(), active.tolist()
+            done = []
+            for j, (row, t, l) in enumerate(zip(act_l, tok_l, lp_l)):
+                tokens[row].append(t)
+                logps[row].append(l)
+                if t == self.eos_id:
+                    finish[row] = "eos"
+                    done.append(j)
+                elif stops and any(s in self.tokenizer.decode(tokens[row][-tail:]) for s in stops):
+                    finish[row] = "stop"
+                    done.append(j)
+            if step == params.max_new_tokens - 1 or len(done) == len(act_l):
+                break
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+            if done:  # drop finished rows from the batch and the cache
+                keep = torch.tensor(sorted(set(range(len(act_l))) - set(done)), device=dev)
+                cache.batch_select_indices(keep)
+                tok, attn, next_pos, active = tok[keep], attn[keep], next_pos[keep], active[keep]
+            out = self.model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos[:, None],
+                             past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1].float()
+            next_pos = next_pos + 1
+
+        results = []
+        for i in range(len(prompts)):
+            group = []
+            for row in range(i * n, (i + 1) * n):
+                body = tokens[row][:-1] if finish[row] == "eos" else tokens[row]
+                group.append(Rollout(response_ids=tokens[row], logprobs=logps[row],
+                                     text=self.tokenizer.decode(body), finish_reason=finish[row]))
+            results.append(group)
+        return results
+
+
+@ENGINES.register("hf")
+def make_hf_engine(policy, tokenizer, cfg) -> HFEngine:
+    return HFEngine(policy, tokenizer, batch_rows=cfg.rollout.batch_rows)

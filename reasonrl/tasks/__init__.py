@@ -1,0 +1,8 @@
+"""Procedural task generators. Each registers a factory taking its options and returning a Task."""
+from reasonrl.registry import Registry
+
+TASKS: Registry = Registry("task")
+
+from reasonrl.tasks.arithmetic import ArithmeticTask  # noqa: E402  (registers "arithmetic")
+
+__all__ = ["TASKS", "ArithmeticTask"]

@@ -1,0 +1,1 @@
+"""Search over reasoning steps (MCTS, beam, best-of-N). Planned in the search issue; nothing here yet."""
