@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -208,7 +209,11 @@ def commented_yaml() -> str:
 
 
 def _yaml_scalar(value: Any) -> str:
-    return OmegaConf.to_yaml({"v": value}).strip()[len("v: "):] if value is not None else "null"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)  # flow style: one line, so the comment above it stays attached
+    return OmegaConf.to_yaml({"v": value}).strip()[len("v: "):]
 
 
 # --------------------------------------------------------------------------- loading

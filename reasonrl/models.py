@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import torch
@@ -21,15 +22,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+_FIX = ("Point model.path at a directory saved with save_pretrained, e.g. the embedded default "
+        "assets/tiny-math (rebuild it with `python scripts/build_tiny_model.py`).")
+
+
 def _check_path(path: str) -> None:
+    """Fail early, with the fix, for a local path that is not a model directory. A string shaped
+    like a hub id ("org/name") that is not a local path is left for transformers to fetch."""
     p = Path(path)
-    looks_local = p.is_absolute() or path.startswith(".") or p.parts[:1] in (("assets",), ("runs",)) or p.exists()
-    if looks_local and not (p / "config.json").is_file():
-        what = "does not exist" if not p.exists() else "has no config.json (not a Hugging Face model directory)"
-        raise ModelLoadError(
-            f"model.path={path!r} {what}. Point model.path at a directory saved with save_pretrained, "
-            f"e.g. the embedded default assets/tiny-math (rebuild it with `python scripts/build_tiny_model.py`)."
-        )
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ModelLoadError(f"model.path={path!r} has no config.json (not a Hugging Face model directory). {_FIX}")
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_][\w.-]*(/[\w.-]+)?", path):
+        raise ModelLoadError(f"model.path={path!r} does not exist. {_FIX}")
+
+
+def _load_failed(path: str, what: str, exc: Exception) -> ModelLoadError:
+    where = "" if Path(path).exists() else " (not a local directory, and fetching it from the hub failed: offline?)"
+    return ModelLoadError(f"model.path={path!r}: could not load the {what}{where}: {type(exc).__name__}: {exc}")
 
 
 def load_tokenizer(path: str):
@@ -39,7 +50,7 @@ def load_tokenizer(path: str):
     try:
         tok = AutoTokenizer.from_pretrained(path, padding_side="left")
     except Exception as exc:
-        raise ModelLoadError(f"model.path={path!r}: could not load a tokenizer ({type(exc).__name__}: {exc})") from None
+        raise _load_failed(path, "tokenizer", exc) from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -55,7 +66,7 @@ def load_model(path: str, *, dtype: str = "float32", attn_implementation: str = 
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
     except Exception as exc:
-        raise ModelLoadError(f"model.path={path!r}: could not load the model ({type(exc).__name__}: {exc})") from None
+        raise _load_failed(path, "model", exc) from None
     return model.to(device)
 
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: the reference vectors in ../shared, and tiny models built locally (no hub)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch a hub
+os.environ.setdefault("WANDB_MODE", "offline")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def vectors() -> dict:
+    path = SHARED / "algorithm_vectors.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (the reference vectors live beside the checkout)")
+    return json.loads(path.read_text())
+
+
+def padded(rows: list[list[float]], width: int | None = None, junk: float = 123.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged rows -> (N, T) float64 tensor with junk in the padding, and its mask."""
+    width = width or max(len(r) for r in rows)
+    x = torch.full((len(rows), width), junk, dtype=torch.float64)
+    m = torch.zeros((len(rows), width), dtype=torch.float64)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r, dtype=torch.float64)
+        m[i, : len(r)] = 1
+    return x, m
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer model with the char tokenizer, saved in HF format."""
+    from transformers import AutoModelForCausalLM
+
+    from reasonrl.models import tiny_config
+    from reasonrl.tokenizer import build_char_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny")
+    tok = build_char_tokenizer()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden=32, layers=2, heads=2, kv_heads=1,
+                                                         intermediate=64))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    path = REPO / "assets" / "tiny-math"
+    assert (path / "config.json").is_file(), "the embedded default checkpoint is missing: run scripts/build_tiny_model.py"
+    return path
