@@ -8,16 +8,24 @@ ARGS   ?=
 # On a machine with no CUDA device, torch 2.13.0 resolves to the CPU build (no multi-GB CUDA download).
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup train test clean-venv
+.PHONY: setup train test clean-venv sandbox
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt
+# The code verifier isolates programs with bubblewrap; install it where we can (Debian/Ubuntu as root).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq bubblewrap >/dev/null 2>&1); } || true
+	@command -v bwrap >/dev/null 2>&1 || echo "WARNING: bubblewrap (bwrap) is not installed: the code verifier \
+	will run untrusted programs with rlimits only (no filesystem or network isolation). Install the bubblewrap package."
+
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt examples/countdown/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -r requirements/dev.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e examples/countdown
 	touch $(STAMP)
 
 train: setup

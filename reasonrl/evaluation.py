@@ -4,17 +4,16 @@ from __future__ import annotations
 import torch
 
 from reasonrl.types import Record, SamplingParams
-from verifiers import verify_batch
 
 
-def evaluate_greedy(engine, records: list[Record], max_new_tokens: int) -> dict:
+def evaluate_greedy(engine, verifier, records: list[Record], max_new_tokens: int) -> dict:
     """Greedy answers to `records`; returns accuracy, mean response length and the per-problem results."""
     if not records:
         return {"accuracy": float("nan"), "response_length": 0.0, "results": []}
     outs = engine.generate([r.prompt for r in records], SamplingParams(n=1, temperature=0.0,
                            max_new_tokens=max_new_tokens), torch.Generator().manual_seed(0))
     texts = [o[0].text for o in outs]
-    verdicts = verify_batch(texts, [r.reference for r in records], [r.verifier for r in records])
+    verdicts = verifier.verify_batch(texts, [r.reference for r in records], [r.verifier for r in records])
     results = [{"prompt": r.prompt, "reference": r.reference, "response": t, "correct": v.correct,
                 "status": v.status} for r, t, v in zip(records, texts, verdicts)]
     return {

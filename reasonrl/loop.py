@@ -14,7 +14,7 @@ import torch
 
 from reasonrl import checkpoint
 from reasonrl.algorithms import (broadcast_to_tokens, compute_advantages, groups_with_signal, kl_in_reward,
-                                 masked_mean, overlong_penalty)
+                                 overlong_penalty)
 from reasonrl.batching import collate
 from reasonrl.config import Config, to_yaml
 from reasonrl.data import build_data
@@ -24,7 +24,7 @@ from reasonrl.metrics import RunLogger, read_metrics, write_plots
 from reasonrl.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from reasonrl.rollout import ENGINES
 from reasonrl.types import RolloutGroup, SamplingParams, TrainBatch
-from verifiers import verify_batch
+from verifiers import VerifierPool
 
 
 @dataclass
@@ -43,22 +43,54 @@ class Rollouts:
     seconds_verify: float
 
 
+@dataclass
+class Parts:
+    """Everything a run builds once: models, engine, verifier, data, optimiser, generators."""
+
+    policy: torch.nn.Module
+    tokenizer: object
+    engine: object
+    verifier: VerifierPool
+    sampler: object
+    held_out: list
+    learner: Learner
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    generators: dict
+    sampling: SamplingParams
+
+
 def run(cfg: Config) -> dict:
     """Train with cfg; return the summary (also written to summary.json)."""
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    device = resolve_device(cfg.trainer.device)
     run_dir, resume_from = prepare_run_dir(cfg)
+    parts = build(cfg)
+    state = checkpoint.TrainState()
+    if resume_from is not None:
+        state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
+                                scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators)
+        truncate_logs(run_dir, state.step)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
+    if resume_from is not None:
+        logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
+    try:
+        train(cfg, parts, state, run_dir, logger)
+    finally:
+        parts.verifier.close()
+        logger.close()
+    return finish(run_dir, state, cfg)
 
-    # --- build: models, engine, data, optimiser --------------------------------------------
+
+def build(cfg: Config) -> Parts:
     tokenizer = load_tokenizer(cfg.model.path)
     torch.manual_seed(cfg.trainer.seed)
     policy = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
-                        device=device)
+                        device=resolve_device(cfg.trainer.device))
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     ref = frozen_copy(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
-    engine = ENGINES.get(cfg.rollout.engine)(policy, tokenizer, cfg)
     sampler, held_out = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
     updates_per_step = cfg.trainer.ppo_epochs * cfg.trainer.mini_batches
     optimizer, scheduler = build_optimizer(policy, lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay,
@@ -69,43 +101,40 @@ def run(cfg: Config) -> dict:
                       ppo_epochs=cfg.trainer.ppo_epochs, mini_batches=cfg.trainer.mini_batches,
                       max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch,
                       max_grad_norm=cfg.trainer.max_grad_norm)
-    generators = {"sample": torch.Generator().manual_seed(cfg.trainer.seed),
-                  "update": torch.Generator().manual_seed(cfg.trainer.seed + 1)}
-    state = checkpoint.TrainState()
-    if resume_from is not None:
-        state = checkpoint.load(resume_from, policy=policy, optimizer=optimizer, scheduler=scheduler,
-                                sampler=sampler, generators=generators)
-        truncate_logs(run_dir, state.step)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
-    if resume_from is not None:
-        logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
-    sampling = SamplingParams(n=cfg.rollout.group_size, temperature=cfg.rollout.temperature,
-                              top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
-                              max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
+    r = cfg.rollout
+    return Parts(
+        policy=policy, tokenizer=tokenizer, engine=ENGINES.get(r.engine)(policy, tokenizer, cfg),
+        verifier=VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
+                              plugins=cfg.verifier.plugins),
+        sampler=sampler, held_out=held_out, learner=learner, optimizer=optimizer, scheduler=scheduler,
+        generators={"sample": torch.Generator().manual_seed(cfg.trainer.seed),
+                    "update": torch.Generator().manual_seed(cfg.trainer.seed + 1)},
+        sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                                max_new_tokens=r.max_new_tokens, stop=tuple(r.stop)),
+    )
 
-    if state.step == 0 and held_out:
-        state.evals.append(evaluate(engine, held_out, cfg, step=0, logger=logger))
 
-    # --- the loop --------------------------------------------------------------------------
+def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, logger: RunLogger) -> None:
+    """The loop: one named step per line."""
+    if state.step == 0 and p.held_out:
+        state.evals.append(evaluate(p.engine, p.verifier, p.held_out, cfg, step=0, logger=logger))
+
     for step in range(state.step + 1, cfg.trainer.steps + 1):
         t_step = time.perf_counter()
-        rollouts = generate_and_verify(sampler, engine, sampling, cfg, generators["sample"])
+        rollouts = generate_and_verify(p.sampler, p.engine, p.verifier, p.sampling, cfg, p.generators["sample"])
         metrics = rollout_metrics(rollouts)
         if rollouts.groups:
-            batch = collate(rollouts.groups, engine.pad_id, mask_truncated=cfg.algorithm.mask_truncated)
+            batch = collate(rollouts.groups, p.engine.pad_id, mask_truncated=cfg.algorithm.mask_truncated)
             t0 = time.perf_counter()
-            learner.fill_logprobs(batch)
+            p.learner.fill_logprobs(batch)
             metrics["time/logprobs"] = time.perf_counter() - t0
             rewards = shaped_rewards(rollouts, batch, cfg)
             batch.advantages = advantages(rewards, batch, cfg)
-            metrics["reward/mean"] = rewards.mean().item()
-            metrics["adv/mean"] = masked_mean(batch.advantages, batch.loss_mask).item()
-            metrics["adv/std"] = batch.advantages[batch.loss_mask.bool()].std().item() if batch.loss_mask.sum() > 1 else 0.0
+            metrics.update(advantage_metrics(rewards, batch))
             t0 = time.perf_counter()
-            metrics.update(learner.update(batch, generators["update"]))
+            metrics.update(p.learner.update(batch, p.generators["update"]))
             metrics["time/update"] = time.perf_counter() - t0
-            engine.sync_weights(policy)
+            p.engine.sync_weights(p.policy)
         else:
             logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
         state.step, state.tokens_generated = step, state.tokens_generated + rollouts.generated_tokens
@@ -113,23 +142,21 @@ def run(cfg: Config) -> dict:
         metrics["tokens_per_s"] = rollouts.generated_tokens / metrics["time/step"]
         state.seconds += metrics["time/step"]
 
-        if held_out and (step == cfg.trainer.steps or (cfg.eval.every and step % cfg.eval.every == 0)):
-            state.evals.append(evaluate(engine, held_out, cfg, step=step, logger=logger))
+        if p.held_out and (step == cfg.trainer.steps or (cfg.eval.every and step % cfg.eval.every == 0)):
+            state.evals.append(evaluate(p.engine, p.verifier, p.held_out, cfg, step=step, logger=logger))
             metrics["eval/accuracy"] = state.evals[-1]["accuracy"]
             metrics["eval/response_length"] = state.evals[-1]["response_length"]
         logger.log_step(step, metrics)
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
         if step == cfg.trainer.steps or (cfg.checkpoint.every and step % cfg.checkpoint.every == 0):
-            checkpoint.save(run_dir / "checkpoints", state, policy=policy, tokenizer=tokenizer, optimizer=optimizer,
-                            scheduler=scheduler, sampler=sampler, generators=generators, keep=cfg.checkpoint.keep)
-
-    logger.close()
-    return finish(run_dir, state, cfg)
+            checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer,
+                            optimizer=p.optimizer, scheduler=p.scheduler, sampler=p.sampler,
+                            generators=p.generators, keep=cfg.checkpoint.keep)
 
 
 # ------------------------------------------------------------------------------- the steps
 
-def generate_and_verify(sampler, engine, sampling: SamplingParams, cfg: Config,
+def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg: Config,
                         generator: torch.Generator) -> Rollouts:
     """Sample prompts, generate G responses each, verify them, and keep the groups to train on.
 
@@ -147,8 +174,8 @@ def generate_and_verify(sampler, engine, sampling: SamplingParams, cfg: Config,
         t_gen += time.perf_counter() - t0
         t0 = time.perf_counter()
         flat = [(rec, r) for rec, group in zip(records, outs) for r in group]
-        verdicts = verify_batch([r.text for _, r in flat], [rec.reference for rec, _ in flat],
-                                [rec.verifier for rec, _ in flat])
+        verdicts = verifier.verify_batch([r.text for _, r in flat], [rec.reference for rec, _ in flat],
+                                         [rec.verifier for rec, _ in flat])
         t_ver += time.perf_counter() - t0
         tokens += sum(len(r.response_ids) for _, r in flat)
         g = sampling.n
@@ -192,13 +219,19 @@ def advantages(rewards: torch.Tensor, batch: TrainBatch, cfg: Config) -> torch.T
     return broadcast_to_tokens(adv.flatten(), batch.loss_mask)
 
 
-def evaluate(engine, held_out, cfg: Config, *, step: int, logger: RunLogger) -> dict:
+def evaluate(engine, verifier, held_out, cfg: Config, *, step: int, logger: RunLogger) -> dict:
     t0 = time.perf_counter()
-    res = evaluate_greedy(engine, held_out, cfg.eval.max_new_tokens)
+    res = evaluate_greedy(engine, verifier, held_out, cfg.eval.max_new_tokens)
     entry = {"step": step, "accuracy": res["accuracy"], "response_length": res["response_length"],
              "seconds": round(time.perf_counter() - t0, 2)}
     logger.print(f"eval step {step}: held-out greedy accuracy {res['accuracy']:.3f} on {len(held_out)} problems")
     return entry
+
+
+def advantage_metrics(rewards: torch.Tensor, batch: TrainBatch) -> dict:
+    valid = batch.advantages[batch.loss_mask.bool()]
+    return {"reward/mean": rewards.mean().item(), "adv/mean": valid.mean().item() if valid.numel() else 0.0,
+            "adv/std": valid.std().item() if valid.numel() > 1 else 0.0}
 
 
 def rollout_metrics(r: Rollouts) -> dict:

@@ -94,7 +94,7 @@ def test_bad_input_gets_clear_messages(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"prompt": "Compute: 1+2\n", "reference": "3"}) + "\n{broken\n"
                     + json.dumps({"prompt": "Compute: 2+2\n", "reference": "4"}) + "\n")
-    code = train.main(SMALL + [f"logging.run_dir={tmp_path}", "data.source=jsonl", f"data.path={data}",
+    code = train.main(SMALL + [f"logging.run_dir={tmp_path}", "data.source=file", f"data.path={data}",
                                "trainer.steps=1", "rollout.prompts_per_step=2"])
     out = capsys.readouterr()
     assert code == 0 and "2 rows kept, 1 malformed rows skipped" in out.out + out.err
@@ -106,3 +106,14 @@ def test_bad_input_gets_clear_messages(tmp_path, capsys):
 def test_help_prints_every_key(capsys):
     assert train.main(["--help"]) == 0
     assert "algorithm.clip_high = 0.28" in capsys.readouterr().out
+
+
+def test_tensorboard_and_wandb_sinks(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    summary = run(cfg_for(tmp_path, "trainer.steps=1", "logging.name=sinks", "logging.tensorboard=true",
+                          "logging.wandb=true", "logging.wandb_mode=offline"))
+    run_dir = Path(summary["run_dir"])
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline and list(offline[0].glob("*.wandb"))

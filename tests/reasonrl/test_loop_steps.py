@@ -1,0 +1,84 @@
+"""The loop's named steps with a scripted engine: dynamic sampling refills, rewards, advantages."""
+from __future__ import annotations
+
+import torch
+
+from reasonrl.batching import collate
+from reasonrl.config import load
+from reasonrl.data import TaskSampler
+from reasonrl.loop import advantages, generate_and_verify, shaped_rewards
+from reasonrl.tasks.arithmetic import ArithmeticTask
+from reasonrl.types import Rollout, SamplingParams
+from verifiers import VerifierPool
+
+
+class ScriptedEngine:
+    """Answers prompt k (in order of asking) from a script: a list of G booleans (right / wrong)."""
+
+    pad_id = 0
+
+    def __init__(self, script: list[list[bool]], length: int = 5):
+        self.script, self.asked, self.length = script, 0, length
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return [3] * 4
+
+    def generate(self, prompts, params, generator):
+        out = []
+        for p in prompts:
+            answer = p.split(": ")[1].strip()
+            value = eval(answer)
+            pattern = self.script[self.asked % len(self.script)]
+            self.asked += 1
+            out.append([Rollout([5] * self.length + [1], [-0.1] * (self.length + 1),
+                                f"\\boxed{{{value if ok else value + 1}}}", "eos") for ok in pattern])
+        return out
+
+
+def run_collect(script, *overrides):
+    cfg = load(["rollout.prompts_per_step=3", "rollout.group_size=2", *overrides])
+    engine = ScriptedEngine(script)
+    sampler = TaskSampler(ArithmeticTask(), 0)
+    with VerifierPool(workers=0) as pool:
+        r = generate_and_verify(sampler, engine, pool, SamplingParams(n=2), cfg, torch.Generator())
+    return r, engine, sampler
+
+
+def test_without_dynamic_sampling_every_group_is_kept():
+    r, engine, _ = run_collect([[True, True], [True, False], [False, False]])
+    assert len(r.groups) == 3 and r.rounds == 1 and r.zero_variance == 2
+    assert r.correct.tolist() == [[True, True], [True, False], [False, False]]
+
+
+def test_dynamic_sampling_drops_flat_groups_and_refills():
+    script = [[True, True], [True, False], [False, False]]  # one group in three has signal
+    r, engine, sampler = run_collect(script, "algorithm.dynamic_sampling=true", "algorithm.max_gen_batches=4")
+    assert len(r.groups) == 3 and r.rounds == 3 and engine.asked == 9 and sampler.cursor == 9
+    assert all(row == [True, False] for row in r.correct.tolist())
+    r, *_ = run_collect(script, "algorithm.dynamic_sampling=true", "algorithm.max_gen_batches=2")
+    assert len(r.groups) == 2 and r.rounds == 2  # retries are capped; train on what was found
+
+
+def test_rewards_with_overlong_penalty_and_kl_in_reward_feed_advantages():
+    r, engine, _ = run_collect([[True, False]], "algorithm.overlong_buffer=4", "rollout.max_new_tokens=8",
+                               "algorithm.kl_coef=0.5", "algorithm.kl_in_reward=true")
+    batch = collate(r.groups, engine.pad_id)
+    batch.logp_old = torch.full_like(batch.loss_mask, -1.0)
+    batch.logp_ref = torch.full_like(batch.loss_mask, -1.5)
+    cfg = load(["rollout.group_size=2", "algorithm.overlong_buffer=4", "rollout.max_new_tokens=8",
+                "algorithm.kl_coef=0.5", "algorithm.kl_in_reward=true"])
+    rewards = shaped_rewards(r, batch, cfg)
+    # length 6 in an 8-token limit with a 4-token buffer: penalty (4 - 6) / 4 = -0.5;
+    # KL in reward: 6 tokens x -0.5 x (-1.0 - -1.5) = -1.5
+    assert torch.allclose(rewards, torch.tensor([[1 - 0.5 - 1.5, 0 - 0.5 - 1.5]] * 3))
+    adv = advantages(rewards, batch, cfg)
+    row0 = adv[0][batch.loss_mask[0].bool()]
+    assert torch.allclose(row0, torch.full_like(row0, 0.7071), atol=1e-3)  # (1-0.5)/std([1,0], ddof 1)
+    assert (adv[~batch.loss_mask.bool()] == 0).all()
+
+
+def test_mask_truncated_drops_truncated_rows_from_the_loss():
+    r, engine, _ = run_collect([[True, False]])
+    r.groups[0].rollouts[1].finish_reason = "length"
+    assert collate(r.groups, 0, mask_truncated=True).loss_mask[1].sum() == 0
+    assert collate(r.groups, 0, mask_truncated=False).loss_mask[1].sum() == 6

@@ -1,0 +1,43 @@
+"""Verifiers used by the pool and plug-in tests (imported by the pool's workers as a plug-in module)."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from verifiers import VerificationResult, register_verifier
+
+
+@register_verifier("test_sleepy")
+@dataclass
+class Sleepy:
+    """Sleeps `reference` seconds, then says correct."""
+
+    def verify(self, response, reference):
+        time.sleep(float(reference))
+        return VerificationResult(1.0, True, "ok", response)
+
+
+@register_verifier("test_crasher")
+class Crasher:
+    """Kills its own process: the pool must report a crash and carry on."""
+
+    def verify(self, response, reference):
+        os._exit(3)
+
+
+@register_verifier("test_raiser")
+class Raiser:
+    def verify(self, response, reference):
+        raise ZeroDivisionError("oops")
+
+
+@dataclass
+class Exact:
+    """Not registered: reachable only by its dotted path. Options come from the config."""
+
+    case_sensitive: bool = True
+
+    def verify(self, response, reference):
+        a, b = (response, reference) if self.case_sensitive else (response.lower(), str(reference).lower())
+        return VerificationResult(float(a == b), a == b, "ok", response)

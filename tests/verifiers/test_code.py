@@ -1,0 +1,142 @@
+"""The code verifier and its sandbox: one test per property a hostile program must not break.
+
+With bubblewrap installed (make setup installs it where it can) the isolation tests run for real;
+without it they are skipped with the reason, and the rest still run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from verifiers import get_verifier
+from verifiers.code import extract_program, normalise_output
+from verifiers.sandbox import bwrap_works, default_python
+
+ADD = {"tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 4"]}
+GOOD = "def add(a, b):\n    return a + b\n"
+needs_bwrap = pytest.mark.skipif(not bwrap_works(default_python()), reason="bubblewrap is not available here")
+
+
+@pytest.fixture(scope="module")
+def code():
+    return get_verifier("code", timeout_s=3)
+
+
+def score(code, program, reference=ADD):
+    return code.verify(program, reference)
+
+
+def test_correct_partial_and_wrong_programs(code):
+    assert score(code, GOOD).score == 1.0 and score(code, GOOD).correct
+    half = score(code, "def add(a, b):\n    return 3 if a == 1 else a + b + 1\n")
+    assert half.score == pytest.approx(1 / 3) and not half.correct and half.status == "ok"
+    assert score(code, "def add(a, b):\n    return a - b\n").score == 0.0
+    assert get_verifier("code", mode="all").verify("def add(a, b):\n    return 3 if a == 1 else 0\n", ADD).score == 0.0
+
+
+def test_fenced_reply_and_statuses(code):
+    assert score(code, f"Here you go:\n```python\n{GOOD}```\nDone.").correct
+    assert score(code, "def add(a, b) return a").status == "parse_error"
+    assert score(code, "   ").status == "no_answer"
+    assert score(code, GOOD, {"nothing": 1}).status == "crash"
+    assert extract_program("```py\nx=1\n```\n```python\ny=2\n```") == "y=2\n"
+
+
+@pytest.mark.parametrize("name,program", [
+    ("sys.exit(0) at import", "import sys\nsys.exit(0)\n"),
+    ("os._exit(0) at import", "import os\nos._exit(0)\n"),
+    ("os._exit(0) inside the call", "import os\ndef add(a, b):\n    os._exit(0)\n"),
+    ("atexit forcing status 0", "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    raise SystemExit(0)\n"),
+    ("__eq__ always true", "class A:\n    def __eq__(self, o): return True\n    __hash__ = None\ndef add(a, b):\n    return A()\n"),
+    ("int subclass with forged __eq__", "class I(int):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return I(0)\n"),
+    ("patched builtins and AssertionError", "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
+                                             "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return None\n"),
+    ("re-runs itself without the asserts", "import os, sys\nif os.environ.get('AGAIN') is None:\n"
+                                            "    os.environ['AGAIN'] = '1'\n    os.execv(sys.executable, [sys.executable, '-c', 'pass'])\n"
+                                            "def add(a, b):\n    return None\n"),
+    ("prints a fake pass report", "print('3/3 tests passed'); print('{\"verdicts\": {\"0\": true}}')\ndef add(a, b):\n    return None\n"),
+])
+def test_hostile_programs_never_pass(code, name, program):
+    r = score(code, program)
+    assert r.score == 0.0 and not r.correct, (name, r)
+
+
+@needs_bwrap
+def test_cannot_read_the_tests_or_other_files_from_disk(code, tmp_path):
+    secret = tmp_path / "expected.txt"
+    secret.write_text("3")
+    os.chmod(tmp_path, 0o755)
+    program = (f"def add(a, b):\n    try:\n        return int(open({str(secret)!r}).read())\n"
+               f"    except Exception:\n        return -1\n")
+    assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).score == 0.0
+    leak = "import os\ndef add(a, b):\n    return sorted(os.listdir('/'))\n"
+    r = score(code, leak, {"tests": ["assert add(1, 2) == 3"]})
+    assert "work" not in r.detail and "root" not in r.detail
+
+
+@needs_bwrap
+def test_no_network(code):
+    program = ("import socket\ndef add(a, b):\n    try:\n        socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+               "        return 'connected'\n    except OSError as e:\n        return a + b\n")
+    assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).correct  # it ran, but found no network
+
+
+@needs_bwrap
+def test_no_writes_outside_the_sandbox(code, tmp_path):
+    target = tmp_path / "pwned"
+    os.chmod(tmp_path, 0o777)
+    program = f"def add(a, b):\n    open({str(target)!r}, 'w').write('x')\n    return a + b\n"
+    score(code, program, {"tests": ["assert add(1, 2) == 3"]})
+    assert not target.exists()
+
+
+def _stray_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "uid=,stat=,cmd="], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if ln.split() and int(ln.split()[0]) >= 200_000]
+
+
+def test_no_surviving_processes_daemons_or_fork_bombs(code):
+    daemon = ("import os, time\ndef add(a, b):\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+              "            time.sleep(120)\n        os._exit(0)\n    return a + b\n")
+    bomb = ("import os\ndef add(a, b):\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n"
+            "                import time; time.sleep(60); os._exit(0)\n            n += 1\n    except OSError:\n        return n\n")
+    score(code, daemon, {"tests": ["assert add(1, 2) == 3"]})
+    t0 = time.perf_counter()
+    r = score(code, bomb, {"tests": ["assert add(1, 2) == 3"]})
+    assert time.perf_counter() - t0 < 10 and not r.correct
+    if os.geteuid() == 0:  # sandbox uids exist only when the host can switch to them
+        assert _stray_processes() == []
+
+
+def test_a_hanging_input_fails_only_its_own_test(code):
+    program = "def add(a, b):\n    if a == -1:\n        while True:\n            pass\n    return a + b\n"
+    t0 = time.perf_counter()
+    r = score(code, program)
+    assert r.score == pytest.approx(2 / 3) and time.perf_counter() - t0 < 3 * 3 + 5
+
+
+def test_memory_bomb_is_contained(code):
+    r = score(code, "def add(a, b):\n    x = bytearray(8 * 1024**3)\n    return a + b\n")
+    assert r.score == 0.0
+
+
+def test_stdin_stdout_cases(code):
+    io = {"io": [{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "5 5\n", "stdout": "10"}]}
+    assert score(code, "a, b = map(int, input().split())\nprint(a + b)  \n", io).correct
+    assert score(code, "import sys\nsys.exit(0)\n", io).score == 0.0
+    assert score(code, "print(3)\nimport sys\nsys.exit(1)\n", {"io": [io["io"][0]]}).score == 0.0
+    assert score(code, "print('x' * 10**8)\n", io).score == 0.0
+    assert normalise_output("a  \r\nb\n\n") == "a\nb"
+
+
+def test_plain_data_crosses_and_arguments_mutated_in_place(code):
+    ref = {"tests": ["x = [3, 1, 2]\nsort_in_place(x)\nassert x == [1, 2, 3]",
+                     "assert set(pairs(2)) == {(0, 1), (1, 0)}", "assert math.isclose(half(3), 1.5)",
+                     "assert list(gen(3)) == [0, 1, 2]"],
+           "setup": "import math"}
+    program = ("def sort_in_place(x):\n    x.sort()\ndef pairs(n):\n    return [(i, n - 1 - i) for i in range(n)]\n"
+               "def half(v):\n    return v / 2\ndef gen(n):\n    yield from range(n)\n")
+    assert score(code, program, ref).correct

@@ -1,0 +1,187 @@
+"""Batched verification in worker processes that can be killed.
+
+Each worker is a separate process holding its own verifier instances. The parent hands out one
+item at a time and keeps a wall-clock deadline for it; a worker that overruns (sympy lost in
+`9^{9^{9^9}}`, a regex that backtracks forever) or dies (out of memory, a segfault) is killed,
+the item gets status `timeout` or `crash`, and a fresh worker takes its place. The batch always
+returns, one VerificationResult per item, in order. Signal-based timeouts (math-verify's) still
+work inside workers, because each runs verifiers on its main thread.
+
+    with VerifierPool({"math": {}, "code": {"mode": "fraction"}}, workers=2, timeout_s=10) as pool:
+        results = pool.verify_batch(responses, references, names)
+
+`workers=0` verifies in the calling process (no hard timeout; for debugging).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from verifiers.base import VerificationResult, safe_verify
+
+STARTUP_S = 120.0  # a worker that has not imported its verifiers by then is broken
+
+
+def _worker_main(conn: Connection, options: dict[str, dict], plugins: list[str]) -> None:
+    import importlib
+
+    from verifiers.registry import get_verifier
+
+    for module in plugins:
+        importlib.import_module(module)
+    conn.send("ready")  # item deadlines start only now, not during start-up imports
+    cache: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if msg is None:
+            return
+        index, name, response, reference = msg
+        try:
+            if name not in cache:
+                cache[name] = get_verifier(name, **options.get(name, {}))
+            result = safe_verify(cache[name], response, reference)
+        except Exception as exc:  # an unknown name, bad options
+            result = VerificationResult(0.0, False, "crash", None, f"{type(exc).__name__}: {exc}")
+        conn.send((index, result))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    item: int | None = None
+    deadline: float = 0.0
+    ready: bool = False
+    started: float = 0.0
+
+
+@dataclass
+class PoolStats:
+    timeouts: int = 0
+    crashes: int = 0
+    restarts: int = 0
+    items: int = 0
+    seconds: float = 0.0
+
+
+class VerifierPool:
+    def __init__(self, options: dict[str, dict] | None = None, *, workers: int | None = None,
+                 timeout_s: float = 10.0, plugins: list[str] | tuple[str, ...] = ()):
+        self.options = {k: dict(v) for k, v in (options or {}).items()}
+        self.timeout_s = timeout_s
+        self.plugins = list(plugins)
+        self.n_workers = (os.cpu_count() or 1) if workers is None else workers
+        self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
+        self._workers: list[_Worker] = []
+        self._inline: dict[str, Any] = {}
+        self.stats = PoolStats()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> "VerifierPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker_main, args=(child, self.options, self.plugins), daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(proc, parent, started=time.monotonic())
+
+    def _kill(self, w: _Worker) -> None:
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(timeout=5)
+        w.conn.close()
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self._workers:
+            w.process.join(timeout=2)
+            self._kill(w)
+        self._workers = []
+
+    # --- work -----------------------------------------------------------------------------
+    def verify_batch(self, responses: list[str], references: list[Any], names: list[str]) -> list[VerificationResult]:
+        start = time.perf_counter()
+        items = list(zip(names, responses, references))
+        self.stats.items += len(items)
+        results = self._run_inline(items) if self.n_workers == 0 else self._run(items)
+        self.stats.seconds += time.perf_counter() - start
+        return results
+
+    def _run_inline(self, items) -> list[VerificationResult]:
+        from verifiers.registry import get_verifier
+
+        out = []
+        for name, response, reference in items:
+            try:
+                if name not in self._inline:
+                    self._inline[name] = get_verifier(name, **self.options.get(name, {}))
+                out.append(safe_verify(self._inline[name], response, reference))
+            except Exception as exc:
+                out.append(VerificationResult(0.0, False, "crash", None, f"{type(exc).__name__}: {exc}"))
+        return out
+
+    def _run(self, items) -> list[VerificationResult]:
+        while len(self._workers) < min(self.n_workers, len(items)):
+            self._workers.append(self._spawn())
+        results: list[VerificationResult | None] = [None] * len(items)
+        todo = deque(range(len(items)))
+        while todo or any(w.item is not None for w in self._workers):
+            for w in self._workers:
+                if w.ready and w.item is None and todo:
+                    i = todo.popleft()
+                    w.item, w.deadline = i, time.monotonic() + self.timeout_s
+                    w.conn.send((i, *items[i]))
+            watched = [w for w in self._workers if w.item is not None or not w.ready]
+            deadlines = [w.deadline if w.ready else w.started + STARTUP_S for w in watched]
+            ready = wait([w.conn for w in watched], timeout=max(0.0, min(deadlines) - time.monotonic()))
+            for w in watched:
+                if w.conn in ready:
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):  # the worker died (mid-item, or while starting)
+                        if not w.ready:
+                            raise RuntimeError(f"a verifier worker died while starting (exit {w.process.exitcode}); "
+                                               f"check that the plug-ins {self.plugins} import") from None
+                        if w.item is not None:
+                            self.stats.crashes += 1
+                            results[w.item] = VerificationResult(0.0, False, "crash", None,
+                                                                 f"verifier worker died (exit {w.process.exitcode})")
+                        self._replace(w)
+                        continue
+                    if msg == "ready":
+                        w.ready = True
+                    else:
+                        index, result = msg
+                        results[index], w.item = result, None
+                elif w.item is not None and time.monotonic() >= w.deadline:
+                    self.stats.timeouts += 1
+                    results[w.item] = VerificationResult(0.0, False, "timeout", None,
+                                                         f"verification exceeded {self.timeout_s:g} s; worker killed")
+                    self._replace(w)
+                elif not w.ready and time.monotonic() >= w.started + STARTUP_S:
+                    raise RuntimeError(f"a verifier worker did not start within {STARTUP_S} s "
+                                       f"(plug-ins {self.plugins}); check that they import")
+        return results  # type: ignore[return-value]
+
+    def _replace(self, w: _Worker) -> None:
+        self._kill(w)
+        self.stats.restarts += 1
+        fresh = self._spawn()
+        w.process, w.conn, w.item, w.ready, w.started = fresh.process, fresh.conn, None, False, fresh.started
