@@ -111,12 +111,15 @@ class MathVerifier:
 
     def _symbolic(self, answer: str, gold: str, raw: str) -> VerificationResult:
         from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+        from math_verify.errors import TimeoutException
 
         configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
         try:
             gold_p = parse(f"${gold}$", extraction_config=configs, parsing_timeout=self.timeout_s)
             pred_p = parse(f"${answer}$", extraction_config=configs, parsing_timeout=self.timeout_s,
                            fallback_mode="no_fallback")
+        except TimeoutException:
+            return VerificationResult(self.wrong_score, False, "timeout", raw, f"parsing exceeded {self.timeout_s} s")
         except Exception as exc:  # math-verify reports most failures as empty lists; be safe anyway
             return VerificationResult(self.wrong_score, False, "parse_error", raw, f"{type(exc).__name__}: {exc}")
         if not pred_p:
@@ -124,7 +127,10 @@ class MathVerifier:
         if not gold_p:
             return self._verdict(False, raw, "reference did not parse; text differs")
         try:
-            ok = verify(gold_p, pred_p, float_rounding=self.float_rounding, timeout_seconds=self.timeout_s)
+            ok = verify(gold_p, pred_p, float_rounding=self.float_rounding, timeout_seconds=self.timeout_s,
+                        raise_on_error=True)
+        except TimeoutException:
+            return VerificationResult(self.wrong_score, False, "timeout", raw, f"comparison exceeded {self.timeout_s} s")
         except Exception as exc:
             return VerificationResult(self.wrong_score, False, "parse_error", raw, f"{type(exc).__name__}: {exc}")
         return self._verdict(bool(ok), raw, "symbolic")

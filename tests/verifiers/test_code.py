@@ -51,7 +51,9 @@ def test_fenced_reply_and_statuses(code):
     ("os._exit(0) inside the call", "import os\ndef add(a, b):\n    os._exit(0)\n"),
     ("atexit forcing status 0", "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    raise SystemExit(0)\n"),
     ("__eq__ always true", "class A:\n    def __eq__(self, o): return True\n    __hash__ = None\ndef add(a, b):\n    return A()\n"),
-    ("int subclass with forged __eq__", "class I(int):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return I(0)\n"),
+    ("int subclass with forged __eq__", "class I(int):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return I(-99)\n"),
+    ("forged __bool__ on a custom object", "class T:\n    def __bool__(self): return True\n    def __eq__(self, o): return True\n"
+                                           "def add(a, b):\n    return T()\n"),
     ("patched builtins and AssertionError", "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
                                              "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return None\n"),
     ("re-runs itself without the asserts", "import os, sys\nif os.environ.get('AGAIN') is None:\n"
@@ -140,3 +142,37 @@ def test_plain_data_crosses_and_arguments_mutated_in_place(code):
     program = ("def sort_in_place(x):\n    x.sort()\ndef pairs(n):\n    return [(i, n - 1 - i) for i in range(n)]\n"
                "def half(v):\n    return v / 2\ndef gen(n):\n    yield from range(n)\n")
     assert score(code, program, ref).correct
+
+
+def test_stdlib_containers_custom_classes_and_shadowed_builtins(code):
+    """What MBPP's reference solutions need: Counter results, objects of the program's own classes built by
+    the test setup, builtin types as arguments, modules the tests use unimported, builtins the program shadows."""
+    cases = [
+        ("from collections import Counter\ndef freq(xs):\n    return Counter(xs)\n",
+         {"tests": ["assert freq([1, 1, 2]) == {1: 2, 2: 1}", "assert freq('aab')['a'] == 2"]}),
+        ("from collections import defaultdict, OrderedDict\ndef group(xs):\n    d = defaultdict(list)\n"
+         "    for x in xs:\n        d[x % 2].append(x)\n    return d\ndef od():\n    return OrderedDict(a=1)\n",
+         {"tests": ["assert group([1, 2, 3]) == {1: [1, 3], 0: [2]}", "assert od() == {'a': 1}"]}),
+        ("class Node:\n    def __init__(self, v):\n        self.v, self.left = v, None\n"
+         "def depth(n):\n    return 0 if n is None else 1 + depth(n.left)\n",
+         {"setup": "root = Node(1)\nroot.left = Node(2)\nroot.left.left = Node(3)", "tests": ["assert depth(root) == 3",
+          "assert root.left.v == 2"]}),
+        ("def keep(xs, t):\n    return [x for x in xs if isinstance(x, t)]\n", {"tests": ["assert keep([1, 'a', 2.5], int) == [1]"]}),
+        ("import sys\ndef size(x):\n    return sys.getsizeof(x)\n", {"tests": ["assert size((1, 2)) == sys.getsizeof((1, 2))"]}),
+        ("def sum(a, b):\n    return a * b\n", {"tests": ["assert sum(3, 4) == 12"]}),
+        ("import re\ndef m(s):\n    return re.search('a(b)', s)\n",
+         {"tests": ["assert m('xab')", "assert not m('xx')", "assert m('xab').group(1) == 'b'",
+                    "assert m('xab').span() == (1, 3)"]}),
+        ("class I(int):\n    def __eq__(self, o): return False\ndef add(a, b):\n    return I(a + b)\n", ADD),
+    ]
+    for program, reference in cases:
+        r = score(code, program, reference)
+        assert r.correct, (program, r.detail)
+
+
+def test_objects_that_stay_in_the_candidate_are_never_compared_or_truth_tested(code):
+    program = ("class Box:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, o):\n        return True\n"
+               "    def __bool__(self):\n        return True\ndef make(v):\n    return Box(v)\n")
+    ref = {"tests": ["assert make(1) == 5", "assert make(1)", "assert make(1).v == 1", "assert make(2) != make(2)"]}
+    r = score(code, program, ref)
+    assert r.score == pytest.approx(2 / 4) and "truth value" in r.detail  # only the attribute and identity tests pass

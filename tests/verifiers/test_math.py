@@ -73,6 +73,7 @@ def test_different(math_verifier, response, reference):
 
 @pytest.mark.parametrize("response,status", [
     ("7", "no_answer"), ("\\boxed{)(}", "parse_error"), ("\\boxed{" + "1" * 100_000 + "}", "parse_error"),
+    ("\\boxed{9^{9^{9^9}}}", "timeout"),
     ("\\boxed{" + "(" * 300 + "1" + ")" * 300 + "}", "parse_error"),
 ])
 def test_statuses(math_verifier, response, status):

@@ -6,7 +6,6 @@ pipe only this process holds.
     python judge.py REQ_FD RESP_FD RESULT_FD        (the spec comes on stdin as JSON)
 """
 import ast
-import builtins
 import ctypes
 import json
 import os
@@ -29,6 +28,17 @@ class Channel:
         self.resp_fd = resp_fd
         self.buf = b""
         self.deadline = time.monotonic() + 10
+
+    def encode(self, value):
+        def handle_of(obj):
+            if isinstance(obj, Remote):
+                return obj._id
+            raise CodecError(f"cannot send a {type(obj).__qualname__} to the candidate (plain data only)")
+
+        return encode(value, handle_of)
+
+    def decode(self, data):
+        return decode(data, lambda handle: Remote(self, handle))
 
     def ask(self, msg):
         try:
@@ -53,31 +63,64 @@ class Channel:
             raise CandidateStopped("candidate sent garbage")
 
 
-class Proxy:
-    def __init__(self, channel, name):
-        self._channel, self._name = channel, name
+class Remote:
+    """A handle on an object that lives in the candidate's process (its function, a class, an instance).
 
-    def __call__(self, *args, **kwargs):
-        reply = self._channel.ask({"op": "call", "name": self._name, "args": [encode(a) for a in args],
-                                   "kwargs": {k: encode(v) for k, v in kwargs.items()}})
+    The judge may call it and get or set its attributes, which round-trip as plain data or further
+    handles. It never runs the object's own __eq__, __bool__, __len__ ... here: equality is identity of
+    the handle and truth-testing is an error, so a forged comparison can never reach a verdict."""
+
+    __slots__ = ("_channel", "_id")
+
+    def __init__(self, channel, handle):
+        object.__setattr__(self, "_channel", channel)
+        object.__setattr__(self, "_id", handle)
+
+    def _ask(self, msg):
+        reply = self._channel.ask(msg)
         if "error" in reply:
             raise RuntimeError(f"candidate raised {reply['error']}")
-        result = decode(reply["ok"])
-        for arg, after in zip(args, reply.get("args_after") or []):  # in-place mutation of arguments
+        return reply
+
+    def __call__(self, *args, **kwargs):
+        reply = self._ask({"op": "call", "ref": self._id, "args": [self._channel.encode(a) for a in args],
+                           "kwargs": {k: self._channel.encode(v) for k, v in kwargs.items()}})
+        for arg, after in zip(args, reply.get("args_after") or []):  # in-place changes to arguments
             if after is None:
                 continue
-            new = decode(after)
+            new = self._channel.decode(after)
             if type(arg) is list and type(new) is list:
                 arg[:] = new
             elif type(arg) in (dict, set) and type(new) is type(arg):
                 arg.clear()
                 arg.update(new)
-        return result
+        return self._channel.decode(reply["ok"])
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._channel.decode(self._ask({"op": "getattr", "ref": self._id, "name": name})["ok"])
+
+    def __setattr__(self, name, value):
+        self._ask({"op": "setattr", "ref": self._id, "name": name, "value": self._channel.encode(value)})
+
+    def __eq__(self, other):
+        return isinstance(other, Remote) and other._id == self._id
+
+    def __hash__(self):
+        return hash(("remote", self._id))
+
+    def __bool__(self):
+        raise TypeError("the truth value of an object that lives in the candidate's process is not trusted")
+
+    def __repr__(self):
+        return f"<candidate object #{self._id}>"
 
 
-def free_names(tests, bound):
+def free_names(sources, bound):
+    """Names the code reads but never binds itself (builtins included: the program may shadow them)."""
     loads_, stores = set(), set()
-    for src in tests:
+    for src in sources:
         for node in ast.walk(ast.parse(src)):
             if isinstance(node, ast.Name):
                 (loads_ if isinstance(node.ctx, ast.Load) else stores).add(node.id)
@@ -85,7 +128,7 @@ def free_names(tests, bound):
                 stores.add(node.name)
             elif isinstance(node, ast.arg):
                 stores.add(node.arg)
-    return sorted(loads_ - stores - set(bound) - set(dir(builtins)))
+    return sorted(loads_ - stores - set(bound))
 
 
 def main():
@@ -98,19 +141,19 @@ def main():
     result = os.fdopen(int(sys.argv[3]), "w")
     tests, start, per_test = spec["tests"], spec["start"], spec["per_test_s"]
     ns = {"__name__": "__judge__"}
-    exec(compile(spec.get("setup") or "", "setup", "exec"), ns)
+    setup = spec.get("setup") or ""
     verdicts, errors, stopped_at = {}, {}, None
     channel.deadline = time.monotonic() + per_test
-    try:
-        for name in free_names(tests[start:], ns):
+    try:  # bind what the setup and the tests use from the program (functions, classes, constants)
+        for name in free_names([setup, *tests[start:]], ()):
             reply = channel.ask({"op": "describe", "name": name})
             if "error" in reply:
                 errors["load"] = reply["error"]
                 break
-            if reply.get("callable"):
-                ns[name] = Proxy(channel, name)
-            elif "value" in reply:
-                ns[name] = decode(reply["value"])
+            if "ok" in reply:
+                ns[name] = channel.decode(reply["ok"])
+        if "load" not in errors:
+            exec(compile(setup, "setup", "exec"), ns)  # may build objects of the program's classes
     except (CandidateStopped, CodecError) as exc:
         errors["load"] = str(exc)
     for i in range(start, len(tests)):
