@@ -7,7 +7,13 @@ Prints JSON:
     verifier passes (should be 1.0 up to broken references), and programs per second;
   * gsm8k / math500: share of the worked solutions whose extracted answer the math verifier
     judges equal to the gold answer, and items per second;
-  * bombs: a batch mixing ordinary answers with sympy bombs (hard timeouts must bound it);
+  * second_forms: every MATH-500 / GSM8K reference answer against itself written in a second,
+    truly equal form (`second_form` below), through the pool; the agreement rate and the misses;
+  * throughput: the same pairs through the pool vs math-verify's parse + verify called serially in
+    one process (the underlying parser, no fast paths, no workers);
+  * bombs_256: batches of 256 math items of which 8 are pathological, three times: each must return
+    within the pool's timeout plus a few seconds;
+  * bombs: a small batch mixing ordinary answers with sympy bombs;
   * sandbox: whether bubblewrap isolation was in use.
 """
 from __future__ import annotations
@@ -26,6 +32,46 @@ sys.path.insert(0, str(REPO))
 from reasonrl.data import load_records, resolve_path  # noqa: E402
 from verifiers import VerifierPool  # noqa: E402
 from verifiers.sandbox import bwrap_works, default_python  # noqa: E402
+
+
+def second_form(answer: str) -> str:
+    """The same value written differently: 1000 -> 1,000; 12 -> 12.0; 0.25 -> \\frac{1}{4};
+    \\frac{a}{b} -> its decimal when it terminates, else a/b; otherwise \\dfrac for \\frac, spaces after
+    commas, or $...$ around it. Only rewritings that keep the value."""
+    import re
+    from fractions import Fraction
+
+    a = answer.strip()
+    if re.fullmatch(r"-?\d+", a):
+        n = int(a)
+        return f"{n:,}" if abs(n) >= 1000 else f"{n}.0"
+    if re.fullmatch(r"-?\d*\.\d+", a):
+        f = Fraction(a)
+        return f"\\frac{{{f.numerator}}}{{{f.denominator}}}" if f.denominator != 1 else str(f.numerator)
+    m = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", a)
+    if m:
+        f = Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+        den = f.denominator
+        while den % 2 == 0:
+            den //= 2
+        while den % 5 == 0:
+            den //= 5
+        return str(float(f)) if den == 1 else f"{f.numerator}/{f.denominator}"
+    if "\\frac" in a:
+        return a.replace("\\frac", "\\dfrac")
+    if "," in a and ", " not in a:
+        return a.replace(",", ", ")
+    return f"${a}$"
+
+
+def serial_math_verify(golds: list[str], preds: list[str]) -> tuple[list[bool], float]:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    t0 = time.perf_counter()
+    out = [bool(verify(parse(f"${g}$", extraction_config=configs), parse(f"${p}$", extraction_config=configs)))
+           for g, p in zip(golds, preds)]
+    return out, time.perf_counter() - t0
 
 
 def timed(pool: VerifierPool, responses, references, names) -> tuple[list, float]:
@@ -72,11 +118,31 @@ def main() -> None:
                 report["math500"]["disagreements"] = [
                     {"id": r.meta.get("id"), "gold": r.reference, "extracted": o.extracted}
                     for r, o in zip(recs, out) if not o.correct][:10]
+        golds = [r.reference for r in load_records(str(data / "math500_test.jsonl"), "math")[0]]
+        golds += [r.reference for r in load_records(str(data / "gsm8k_test.jsonl"), "gsm8k")[0]]
+        seconds = [second_form(g) for g in golds]
+        out, s = timed(pool, [f"\\boxed{{{x}}}" for x in seconds], golds, ["math"] * len(golds))
+        misses = [{"gold": g, "second_form": x, "status": o.status} for g, x, o in zip(golds, seconds, out) if not o.correct]
+        report["second_forms"] = {**summarise(out, s), "misses": misses[:25], "miss_count": len(misses)}
+        serial, serial_s = serial_math_verify(golds, seconds)
+        report["throughput"] = {"pool_items_per_s": round(len(golds) / s, 1),
+                                "serial_math_verify_items_per_s": round(len(golds) / serial_s, 1),
+                                "speedup": round(serial_s / s, 2), "serial_agreement": round(sum(serial) / len(serial), 4)}
         bombs = ["\\boxed{9^{9^{9^9}}}", "\\boxed{1000000!}", "\\boxed{2^{2^{31}}}",
                  "\\boxed{" + "1" * 100_000 + "}"]
         responses = [f"\\boxed{{{i}}}" for i in range(28)] + bombs
         out, s = timed(pool, responses, [str(i) for i in range(28)] + ["1"] * 4, ["math"] * 32)
         report["bombs"] = {**summarise(out, s), "ordinary_all_correct": all(o.correct for o in out[:28])}
+    with VerifierPool({"math": {"timeout_s": 30}}, workers=args.workers, timeout_s=5.0) as pool:
+        pool.verify_batch(["\\boxed{1}"] * 4, ["1"] * 4, ["math"] * 4)  # workers started
+        runs = []
+        for trial in range(3):
+            items = [f"\\boxed{{\\frac{{{i}}}{{{i + 1}}}}}" for i in range(248)] + bombs * 2
+            golds = [f"{i}/{i + 1}" for i in range(248)] + ["1"] * 8
+            out, s = timed(pool, items, golds, ["math"] * 256)
+            runs.append({"seconds": round(s, 2), "ordinary_correct": sum(o.correct for o in out[:248]),
+                         "pathological_statuses": sorted({o.status for o in out[248:]})})
+        report["bombs_256"] = {"pool_timeout_s": 5.0, "runs": runs}
     print(json.dumps(report, indent=1))
 
 

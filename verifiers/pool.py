@@ -10,6 +10,11 @@ work inside workers, because each runs verifiers on its main thread.
     with VerifierPool({"math": {}, "code": {"mode": "fraction"}}, workers=2, timeout_s=10) as pool:
         results = pool.verify_batch(responses, references, names)
 
+Stragglers do not hold the batch hostage: when every worker has been on its item for more than
+`straggler_s` and items are waiting, an extra worker is started (up to `max_workers`), so slow
+items run their deadlines side by side instead of one after another, and a batch with a few
+pathological items returns in about one timeout. Extra workers are retired after the batch.
+
 `workers=0` verifies in the calling process (no hard timeout; for debugging).
 """
 from __future__ import annotations
@@ -70,15 +75,19 @@ class PoolStats:
     restarts: int = 0
     items: int = 0
     seconds: float = 0.0
+    extra_workers: int = 0
 
 
 class VerifierPool:
     def __init__(self, options: dict[str, dict] | None = None, *, workers: int | None = None,
-                 timeout_s: float = 10.0, plugins: list[str] | tuple[str, ...] = ()):
+                 timeout_s: float = 10.0, plugins: list[str] | tuple[str, ...] = (), max_workers: int | None = None,
+                 straggler_s: float = 0.5):
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         self.timeout_s = timeout_s
         self.plugins = list(plugins)
         self.n_workers = (os.cpu_count() or 1) if workers is None else workers
+        self.max_workers = max(self.n_workers, 16) if max_workers is None else max(max_workers, self.n_workers)
+        self.straggler_s = straggler_s
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
         self._workers: list[_Worker] = []
         self._inline: dict[str, Any] = {}
@@ -148,8 +157,17 @@ class VerifierPool:
                     i = todo.popleft()
                     w.item, w.deadline = i, time.monotonic() + self.timeout_s
                     w.conn.send((i, *items[i]))
+            now = time.monotonic()
+            stuck = [w for w in self._workers if w.item is not None and now - (w.deadline - self.timeout_s) > self.straggler_s]
+            starting = sum(not w.ready for w in self._workers)
+            if todo and len(stuck) == len(self._workers) - starting and starting < len(todo) \
+                    and len(self._workers) < self.max_workers:
+                self._workers.append(self._spawn())  # every worker is held by a slow item: add one
+                self.stats.extra_workers += 1
             watched = [w for w in self._workers if w.item is not None or not w.ready]
             deadlines = [w.deadline if w.ready else w.started + STARTUP_S for w in watched]
+            if todo and len(self._workers) < self.max_workers:  # wake up to check for stragglers
+                deadlines.append(now + self.straggler_s)
             ready = wait([w.conn for w in watched], timeout=max(0.0, min(deadlines) - time.monotonic()))
             for w in watched:
                 if w.conn in ready:
@@ -178,7 +196,17 @@ class VerifierPool:
                 elif not w.ready and time.monotonic() >= w.started + STARTUP_S:
                     raise RuntimeError(f"a verifier worker did not start within {STARTUP_S} s "
                                        f"(plug-ins {self.plugins}); check that they import")
+        self._retire_extras()
         return results  # type: ignore[return-value]
+
+    def _retire_extras(self) -> None:
+        while len(self._workers) > self.n_workers:
+            w = self._workers.pop()
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._kill(w)
 
     def _replace(self, w: _Worker) -> None:
         self._kill(w)

@@ -45,25 +45,63 @@ def test_fenced_reply_and_statuses(code):
     assert extract_program("```py\nx=1\n```\n```python\ny=2\n```") == "y=2\n"
 
 
-@pytest.mark.parametrize("name,program", [
-    ("sys.exit(0) at import", "import sys\nsys.exit(0)\n"),
-    ("os._exit(0) at import", "import os\nos._exit(0)\n"),
-    ("os._exit(0) inside the call", "import os\ndef add(a, b):\n    os._exit(0)\n"),
-    ("atexit forcing status 0", "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    raise SystemExit(0)\n"),
-    ("__eq__ always true", "class A:\n    def __eq__(self, o): return True\n    __hash__ = None\ndef add(a, b):\n    return A()\n"),
-    ("int subclass with forged __eq__", "class I(int):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return I(-99)\n"),
-    ("forged __bool__ on a custom object", "class T:\n    def __bool__(self): return True\n    def __eq__(self, o): return True\n"
-                                           "def add(a, b):\n    return T()\n"),
-    ("patched builtins and AssertionError", "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
-                                             "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return None\n"),
-    ("re-runs itself without the asserts", "import os, sys\nif os.environ.get('AGAIN') is None:\n"
-                                            "    os.environ['AGAIN'] = '1'\n    os.execv(sys.executable, [sys.executable, '-c', 'pass'])\n"
-                                            "def add(a, b):\n    return None\n"),
-    ("prints a fake pass report", "print('3/3 tests passed'); print('{\"verdicts\": {\"0\": true}}')\ndef add(a, b):\n    return None\n"),
-])
-def test_hostile_programs_never_pass(code, name, program):
-    r = score(code, program)
+HOSTILE = {  # each returns nothing right for ADD (expected 3, 0, 4) unless it can cheat
+    # exiting early, with any status
+    "sys.exit(0) at import": "import sys\nsys.exit(0)\n",
+    "os._exit(0) at import": "import os\nos._exit(0)\n",
+    "os._exit(0) inside the call": "import os\ndef add(a, b):\n    os._exit(0)\n",
+    "SystemExit inside the call": "def add(a, b):\n    raise SystemExit(0)\n",
+    "atexit forcing status 0": "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    raise SystemExit(0)\n",
+    "SIGKILL to itself": "import os, signal\ndef add(a, b):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    "sleeps through the test": "import time\ntime.sleep(60)\ndef add(a, b):\n    return a + b\n",
+    # objects that claim to be equal
+    "__eq__ always true": "class A:\n    def __eq__(self, o): return True\n    __hash__ = None\ndef add(a, b):\n    return A()\n",
+    "int subclass with forged __eq__": "class I(int):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return I(-99)\n",
+    "str subclass with forged __eq__": "class S(str):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return S('no')\n",
+    "list subclass with forged __eq__": "class L(list):\n    def __eq__(self, o): return True\ndef add(a, b):\n    return L()\n",
+    "forged __bool__ and __eq__": "class T:\n    def __bool__(self): return True\n    def __eq__(self, o): return True\n"
+                                  "def add(a, b):\n    return T()\n",
+    "NaN-like object": "class N(float):\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
+                       "def add(a, b):\n    return N('nan')\n",
+    # patching builtins, the harness or the channel
+    "patched AssertionError and isinstance": "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
+                                              "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return None\n",
+    "patched codec": "import plaincodec\nplaincodec.encode = lambda *a, **k: True\ndef add(a, b):\n    return None\n",
+    "patched json": "import json\njson.dumps = lambda *a, **k: '{\"ok\": true}'\ndef add(a, b):\n    return None\n",
+    "forged replies on the channel": "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'{\"ok\": true}\\n' * 50)\n"
+                                     "    except OSError:\n        pass\ndef add(a, b):\n    return None\n",
+    "prints a fake pass report": "print('3/3 tests passed'); print('{\"verdicts\": {\"0\": true}}')\ndef add(a, b):\n    return None\n",
+    # re-running itself without the asserts
+    "re-execs itself": "import os, sys\nos.execv(sys.executable, [sys.executable, '-c', 'pass'])\n",
+    "spawns a fresh harness": "import subprocess, sys\nsubprocess.run([sys.executable, 'candidate.py', 'program.py', '0', '1'])\n"
+                              "def add(a, b):\n    return None\n",
+    # looking for the tests or the judge
+    "hunts for the tests on disk and in /proc": (
+        "import os, re\nfound = []\nfor root in ('/', '/proc', '/tmp', '/sandbox', '/work', '/root'):\n"
+        "    for dirpath, dirs, files in os.walk(root):\n        if dirpath.count('/') > 4:\n            dirs[:] = []\n"
+        "        for f in files:\n            try:\n                t = open(os.path.join(dirpath, f), errors='ignore').read(200000)\n"
+        "            except Exception:\n                continue\n            found += re.findall(r'add\\((-?\\d+), (-?\\d+)\\) == (-?\\d+)', t)\n"
+        "answers = {(int(a), int(b)): int(c) for a, b, c in found}\ndef add(a, b):\n    return answers.get((a, b))\n"),
+    "kills every process it can see": "import os, signal\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n"
+                                      "        try:\n            os.kill(int(p), signal.SIGKILL)\n        except OSError:\n            pass\n"
+                                      "def add(a, b):\n    return None\n",
+    # resource abuse
+    "fork bomb": "import os\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+    "memory bomb": "def add(a, b):\n    x = [0] * (10 ** 10)\n    return None\n",
+    "floods stdout": "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+    "huge answer": "def add(a, b):\n    return list(range(10 ** 8))\n",
+    "endless generator": "def add(a, b):\n    def g():\n        while True:\n            yield 3\n    return g()\n",
+    "deeply nested answer": "def add(a, b):\n    x = []\n    for _ in range(100000):\n        x = [x]\n    return x\n",
+    "ignores SIGTERM and spins": "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ndef add(a, b):\n    while True:\n        pass\n",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_programs_never_pass(code, name):
+    r = score(code, HOSTILE[name])
     assert r.score == 0.0 and not r.correct, (name, r)
+    if os.geteuid() == 0:  # and the host is left as it was: no process of a sandbox uid survives
+        assert _stray_processes() == []
 
 
 @needs_bwrap

@@ -99,3 +99,14 @@ def test_a_plugin_that_does_not_import_is_a_clear_error():
     with VerifierPool(workers=1, plugins=["no_such_plugin_module_xyz"]) as p:
         with pytest.raises(RuntimeError, match="died while starting"):
             p.verify_batch(["x"], ["x"], ["math"])
+
+
+def test_stragglers_get_extra_workers_so_a_batch_takes_about_one_timeout():
+    with VerifierPool(workers=2, timeout_s=2.0, plugins=[PLUGIN]) as p:
+        p.verify_batch(["w"], [0.0], ["test_sleepy"])
+        t0 = time.perf_counter()
+        out = p.verify_batch([str(i) for i in range(14)], [30.0] * 6 + [0.0] * 8, ["test_sleepy"] * 14)
+        elapsed = time.perf_counter() - t0
+        assert [r.status for r in out] == ["timeout"] * 6 + ["ok"] * 8
+        assert elapsed < 2.0 + 4.0  # six 2-second deadlines side by side, not three rounds of two
+        assert p.stats.extra_workers >= 1 and len(p._workers) == 2  # extras retired after the batch

@@ -1,0 +1,78 @@
+"""Write a small Python function from a spec in words: the embedded default's code task.
+
+    prompt:    "Write f(x): multiply by 3, add 2, subtract 5.\\n"
+    response:  "def f(x):\\n    x = x * 3\\n    x = x + 2\\n    x = x - 5\\n    return x"
+    reference: {"tests": ["assert f(1) == 0", "assert f(4) == 9", "assert f(-2) == -9"]}   (the code verifier)
+
+The number of operations is drawn from [min_operands, max_operands] (the knob the arithmetic task
+calls operands), constants from 1..max_value, operations from `ops`. The score is the fraction of
+the three asserts the program passes, run in the sandbox. Splits are disjoint by hashing the spec,
+as in the arithmetic task.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from reasonrl.types import Record
+
+EVAL_SEED = 20261123
+WORDS = {"+": "add", "-": "subtract", "*": "multiply by"}
+INPUTS = (1, 4, -2)
+
+
+@dataclass(frozen=True)
+class FunctionSpecTask:
+    min_operands: int = 2
+    max_operands: int = 3
+    max_value: int = 9
+    ops: str = "+-*"
+    eval_fraction: float = 0.1
+
+    def is_held_out(self, spec: str) -> bool:
+        return int.from_bytes(hashlib.sha1(spec.encode()).digest()[:8], "big") / 2**64 < self.eval_fraction
+
+    def _record(self, steps: list[tuple[str, int]]) -> Record:
+        spec = ", ".join(f"{WORDS[op]} {k}" for op, k in steps)
+        body = [f"    x = x {op} {k}" for op, k in steps]
+
+        def f(x: int) -> int:
+            for op, k in steps:
+                x = x + k if op == "+" else x - k if op == "-" else x * k
+            return x
+
+        tests = [f"assert f({x}) == {f(x)}" for x in INPUTS]
+        return Record(prompt=f"Write f(x): {spec}.\n", reference={"tests": tests}, verifier="code",
+                      meta={"spec": spec, "lines": ["def f(x):", *body, "    return x"]})
+
+    def _sample(self, stream: str, index: int, held_out: bool) -> Record:
+        for attempt in range(10_000):
+            rng = random.Random(f"{stream}:{index}:{attempt}")
+            n = rng.randint(self.min_operands, self.max_operands)
+            rec = self._record([(rng.choice(self.ops), rng.randint(1, self.max_value)) for _ in range(n)])
+            if self.is_held_out(rec.meta["spec"]) == held_out:
+                return rec
+        raise RuntimeError("could not draw a problem from the requested split; check eval_fraction")
+
+    def train_record(self, seed: int, index: int) -> Record:
+        return self._sample(f"train:{seed}", index, held_out=False)
+
+    def eval_records(self, size: int) -> list[Record]:
+        out, seen, i = [], set(), 0
+        while len(out) < size and i < 50 * size + 1000:
+            rec = self._sample(f"eval:{EVAL_SEED}", i, held_out=True)
+            i += 1
+            if rec.meta["spec"] not in seen:
+                seen.add(rec.meta["spec"])
+                out.append(rec)
+        return out
+
+    @staticmethod
+    def solution(record: Record) -> str:
+        return "\n".join(record.meta["lines"])
+
+
+from reasonrl.tasks import TASKS  # noqa: E402
+
+TASKS.register("function_spec")(FunctionSpecTask)
