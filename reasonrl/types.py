@@ -6,9 +6,10 @@ S = padded prompt+response length, T = S-1 next-token positions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # annotations only: data and verifier worker processes never need to load torch
+    import torch
 
 
 @dataclass
