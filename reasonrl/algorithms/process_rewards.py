@@ -1,0 +1,88 @@
+"""Implicit process rewards (PRIME, ALGORITHMS.md 2). Pure tensor math.
+
+Shapes: logp_prm, logp_ref, q, mask (N, T) with the rows of a prompt's K samples contiguous
+(asserted where it matters); acc (N,) 0/1 outcome labels; K samples per prompt.
+
+Variants chosen (section 10): token scores are q without beta, batch-normalised (the original
+repo; beta cancels in the normalisation anyway), the leave-one-out baseline is the released code's
+form r*K/(K-1) - sum_j mean_j/(K-1) (it reproduces the released models; the paper's form is kept
+for comparison), and returns (gamma = 1) are whitened over the whole batch, as both codebases do.
+"""
+from __future__ import annotations
+
+import torch
+
+from reasonrl.algorithms.masked import masked_sum, masked_whiten
+
+
+def implicit_q(logp_prm: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """q = log pi_phi - log pi_ref on response tokens, 0 elsewhere. The process reward is beta * q."""
+    return torch.where(mask.bool(), logp_prm - logp_ref, torch.zeros_like(logp_prm))
+
+
+def sequence_logit(q: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """(N,) s_i = beta * sum_t q[i, t]: the implicit ORM's logit of being correct."""
+    return beta * masked_sum(q, mask, dim=-1)
+
+
+def prm_ce_loss(q: torch.Tensor, mask: torch.Tensor, acc: torch.Tensor, beta: float) -> torch.Tensor:
+    """PRIME's PRM objective: mean binary cross-entropy of sigmoid(beta * sum q) against the outcome."""
+    logits = sequence_logit(q, mask, beta)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, acc.to(logits.dtype))
+
+
+def batch_norm_scores(scores: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores / (max over the batch of |reverse cumulative sum| + eps); returns (scores, denominator)."""
+    s = torch.where(mask.bool(), scores, torch.zeros_like(scores))
+    to_go = torch.flip(torch.cumsum(torch.flip(s, [-1]), -1), [-1])
+    denom = to_go.abs().max() + eps
+    return s / denom, denom
+
+
+def _group_means(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """(N,) mean of x over each row's mask, then (N/K, K)."""
+    n = x.shape[0]
+    assert n % k == 0, f"PRIME needs contiguous groups of K={k} rows; got {n} rows"
+    return (masked_sum(x, mask, dim=-1) / mask.sum(-1).clamp(min=1)).view(n // k, k)
+
+
+def loo_code(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Leave-one-out as released: x*K/(K-1) - sum_j mean_j / (K-1), per group, on the mask."""
+    means = _group_means(x, mask, k)
+    base = (means.sum(-1, keepdim=True) / (k - 1)).repeat_interleave(k, 0)
+    return torch.where(mask.bool(), x * k / (k - 1) - base.view(-1, 1), torch.zeros_like(x))
+
+
+def loo_paper(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Leave-one-out as written in the paper: x - mean over the other responses of their mean."""
+    means = _group_means(x, mask, k)
+    others = ((means.sum(-1, keepdim=True) - means) / (k - 1)).view(-1, 1)
+    return torch.where(mask.bool(), x - others, torch.zeros_like(x))
+
+
+def last_token_mask(mask: torch.Tensor) -> torch.Tensor:
+    m = mask.bool()
+    return (m & (m.cumsum(-1) == m.sum(-1, keepdim=True))).to(mask.dtype)
+
+
+def prime_returns(process: torch.Tensor, acc: torch.Tensor, mask: torch.Tensor, k: int, *,
+                  form: str = "code", process_coef: float = 1.0, outcome_coef: float = 1.0) -> torch.Tensor:
+    """Per-token returns (gamma = 1) of LOO process rewards plus the LOO outcome at the last token."""
+    loo = loo_code if form == "code" else loo_paper
+    last = last_token_mask(mask)
+    outcome = last * acc.to(process.dtype)[:, None]
+    r = process_coef * loo(process, mask, k) + outcome_coef * loo(outcome, last, k)
+    r = torch.where(mask.bool(), r, torch.zeros_like(r))
+    return torch.flip(torch.cumsum(torch.flip(r, [-1]), -1), [-1]) * mask
+
+
+def prime_advantages(logp_prm, logp_ref, acc, mask, k: int, *, form: str = "code") -> torch.Tensor:
+    """The whole PRIME advantage: q -> batch-norm -> LOO per source -> returns -> batch whitening."""
+    scores, _ = batch_norm_scores(implicit_q(logp_prm, logp_ref, mask), mask)
+    return masked_whiten(prime_returns(scores, acc, mask, k, form=form), mask)
+
+
+def accuracy_filter(group_acc: torch.Tensor, lo: float = 0.2, hi: float = 0.8) -> torch.Tensor:
+    """(B, K) outcomes -> (B,) keep prompts whose accuracy lies in [lo, hi] (both inclusive)."""
+    acc = group_acc.to(torch.float64).mean(-1)
+    return (acc >= lo) & (acc <= hi)

@@ -1,0 +1,136 @@
+"""PRIME process-reward math and Clip / Delta / gated shaping against algorithm_vectors.json
+(keys prime, clip_delta, g_ra), plus property tests: shaped returns stay bounded and repeating a
+high-scoring step never raises them."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from reasonrl.algorithms.masked import masked_whiten
+from reasonrl.algorithms.process_rewards import (accuracy_filter, batch_norm_scores, implicit_q, loo_code, loo_paper,
+                                                 prime_advantages, prime_returns, prm_ce_loss, sequence_logit)
+from reasonrl.algorithms.shaping import SHAPINGS, gate, gated_levels, returns, shape, steps_to_tokens
+from tests.conftest import padded
+
+
+def close(a, b, tol=1e-6):
+    a = torch.as_tensor(a, dtype=torch.float64)
+    b = torch.as_tensor(b, dtype=torch.float64)
+    assert torch.allclose(a, b, atol=tol, rtol=0), (a, b)
+
+
+def rows(x, mask):
+    return [x[i, : int(mask[i].sum())].tolist() for i in range(x.shape[0])]
+
+
+@pytest.fixture()
+def prime(vectors):
+    p = vectors["prime"]
+    inp = p["inputs"]
+    prm, mask = padded(inp["logp_prm(pi_phi)"], 5)
+    ref, _ = padded(inp["logp_ref"], 5)
+    acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
+    return p["outputs"], prm, ref, mask, acc, inp["beta"], inp["K(samples per prompt)"]
+
+
+def test_implicit_rewards_and_ce_loss(prime):
+    out, prm, ref, mask, acc, beta, k = prime
+    q = implicit_q(prm, ref, mask)
+    for got, want in zip(rows(q, mask), out["q_log_ratio"]):
+        close(got, want)
+    for got, want in zip(rows(torch.cumsum(beta * q, -1), mask), out["implicit_q_value_prefix_sums(beta*cumsum q)"]):
+        close(got, want)
+    close(sequence_logit(q, mask, beta), out["prm_ce"]["sequence_logit(beta*sum q)"])
+    close(torch.sigmoid(sequence_logit(q, mask, beta)), out["prm_ce"]["predicted_p_correct"])
+    close(prm_ce_loss(q, mask, acc, beta), out["prm_ce"]["bce_loss_mean"])
+
+
+def test_batch_norm_loo_returns_and_advantages(prime):
+    out, prm, ref, mask, acc, beta, k = prime
+    scores, denom = batch_norm_scores(implicit_q(prm, ref, mask), mask)
+    close(denom, out["orig_repo_batchnorm_denominator"])
+    for got, want in zip(rows(scores, mask), out["orig_repo_rm_scores(q/batchnorm)"]):
+        close(got, want)
+    r = out["rloo"]
+    for got, want in zip(rows(loo_code(scores, mask, k), mask), r["process_loo_rewards_code"]):
+        close(got, want)
+    for got, want in zip(rows(loo_paper(scores, mask, k), mask), r["process_loo_rewards_paper"]):
+        close(got, want)
+    for form, key in (("code", "returns_code(gamma=1,coef 1:1)"), ("paper", "returns_paper(gamma=1)")):
+        for got, want in zip(rows(prime_returns(scores, acc, mask, k, form=form), mask), r[key]):
+            close(got, want)
+    adv = prime_advantages(prm, ref, acc, mask, k)
+    for got, want in zip(rows(adv, mask), r["advantages_code(masked_whiten of returns)"]):
+        close(got, want)
+    assert torch.allclose(adv, masked_whiten(prime_returns(scores, acc, mask, k), mask))
+
+
+def test_prime_accuracy_filter(prime, vectors):
+    ex = vectors["prime"]["inputs"]["filter_example"]
+    keep = accuracy_filter(torch.tensor(ex["group_acc"]), *ex["accuracy_bounds"])
+    assert keep.tolist() == vectors["prime"]["outputs"]["filter_example"]["keep_by_accuracy"]
+
+
+def test_groups_must_be_whole(prime):
+    out, prm, ref, mask, acc, beta, k = prime
+    with pytest.raises(AssertionError, match="contiguous groups"):
+        loo_code(prm[:3], mask[:3], k)
+
+
+@pytest.mark.parametrize("mode", ["raw", "clip", "delta", "delta_keep_last", "clip_delta"])
+def test_clip_delta_vectors(vectors, mode):
+    cd = vectors["clip_delta"]
+    p = torch.tensor(cd["inputs"]["prm_step_scores"], dtype=torch.float64)
+    want = cd["outputs"][mode]
+    r = shape(p, mode, eta=cd["inputs"]["eta"])
+    close(r, want["refined_process_reward"])
+    close(returns(r, cd["inputs"]["success_reward_at_last_step"]), want["returns"])
+
+
+def test_repetition_hack_returns(vectors):
+    cd = vectors["clip_delta"]
+    for k, want in cd["outputs"]["repetition_hack_return_at_step1"].items():
+        p = torch.full((int(k),), 0.9, dtype=torch.float64)
+        for mode, value in want.items():
+            close(returns(shape(p, mode, eta=0.5), 0.0)[0], value, tol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shaped_returns_are_bounded_and_repetition_never_pays(seed):
+    rng = random.Random(seed)
+    for _ in range(300):
+        k, eta = rng.randint(1, 30), rng.uniform(0.05, 0.95)
+        p = torch.tensor([rng.random() for _ in range(k)], dtype=torch.float64)
+        ret = {m: returns(shape(p, m, eta=eta), 0.0) for m in ("clip", "delta", "clip_delta")}
+        assert (ret["clip"] <= 1e-12).all() and (ret["clip"] >= -k * eta - 1e-12).all()
+        assert (ret["delta"].abs() <= 1 + 1e-12).all()
+        assert (ret["clip_delta"].abs() <= eta + 1e-12).all()
+        # repeat the best step any number of times: the return from the first step never rises
+        best = int(torch.argmax(p))
+        longer = torch.cat([p[: best + 1], p[best].repeat(rng.randint(1, 20)), p[best + 1:]])
+        for m in ("clip", "delta", "clip_delta"):
+            assert returns(shape(longer, m, eta=eta), 0.0)[0] <= ret[m][0] + 1e-12, m
+
+
+def test_gated_accumulation(vectors):
+    g = vectors["g_ra"]
+    low = torch.tensor(g["inputs"]["low_level_step_rewards"], dtype=torch.float64)
+    thr = g["inputs"]["gate_threshold_delta"]
+    for case in ("outcome_below_gate", "outcome_meets_gate"):
+        want = g["outputs"]["two_level"][case]
+        gated = gate(low, want["r_high"], thr)
+        close(gated, want["G-RA_per_step_low_rewards"])
+        close(want["r_high"] + gated.sum(), want["G-RA_return"])
+        close(want["r_high"] + low.sum(), want["D-RA_return"])
+    total, contrib = gated_levels([1.0, 0.5, 0.2], [0.5, 0.5])
+    assert total == pytest.approx(g["outputs"]["three_level_pass"]["total"])
+    assert gated_levels([0.0, 0.5, 0.2], [0.5, 0.5])[0] == g["outputs"]["three_level_fail"]["total"]
+
+
+def test_step_rewards_sit_on_the_last_token_of_each_step():
+    f64 = torch.float64
+    out = steps_to_tokens([torch.tensor([0.5, -0.2], dtype=f64), torch.tensor([1.0], dtype=f64)], [[2, 5], [3]], 7)
+    assert out[0].tolist() == [0, 0, 0.5, 0, 0, -0.2, 0] and out[1].tolist() == [0, 0, 0, 1.0, 0, 0, 0]
+    assert set(SHAPINGS.names()) == {"raw", "clip", "delta", "delta_keep_last", "clip_delta"}
