@@ -86,3 +86,37 @@ def accuracy_filter(group_acc: torch.Tensor, lo: float = 0.2, hi: float = 0.8) -
     """(B, K) outcomes -> (B,) keep prompts whose accuracy lies in [lo, hi] (both inclusive)."""
     acc = group_acc.to(torch.float64).mean(-1)
     return (acc >= lo) & (acc <= hi)
+
+
+# --------------------------------------------------------------------------- OPRL / iStar (section 3)
+# One group (the N trajectories of one prompt) at a time. Shapes: step values (S,) for the S steps of
+# the group; traj (S,) the trajectory index 0..N-1 of each step, steps of a trajectory in order;
+# success (N,) outcome per trajectory.
+
+def pairwise_dpo_losses(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(s+ - s-) for every (preferred, dispreferred) pair: (P,), (Q,) -> (P*Q,).
+    Paper form: s = beta * sum of the trajectory's log-ratios. Released-code form ("eto"): s = mean
+    over its steps of beta * the step's log-ratio sum."""
+    return -torch.nn.functional.logsigmoid(pos_scores[:, None] - neg_scores[None, :]).reshape(-1)
+
+
+def _zscore(x: torch.Tensor, ddof: int = 1, eps: float = 1e-6) -> torch.Tensor:
+    return (x - x.mean()) / (x.std(correction=ddof) + eps)
+
+
+def oprl_advantages_paper(step_rewards: torch.Tensor, traj: torch.Tensor, success: torch.Tensor, *,
+                          alpha: float = 1.0, ddof: int = 1) -> torch.Tensor:
+    """A = z(R(tau)) + alpha * z(r_step), the step z-score taken over all steps of the group."""
+    return _zscore(success.to(step_rewards.dtype), ddof)[traj] + alpha * _zscore(step_rewards, ddof)
+
+
+def oprl_advantages_code(step_rewards: torch.Tensor, traj: torch.Tensor, success: torch.Tensor, *,
+                         alpha: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
+    """The released istar_rloo: RLOO on outcomes plus alpha * RLOO on batch-normalised step rewards, whose
+    group baseline uses only the first step of each trajectory (the code's dedup; order dependent)."""
+    n = success.shape[0]
+    episode = success.to(step_rewards.dtype) * n / (n - 1) - success.sum() / (n - 1)
+    r = step_rewards / (step_rewards.abs().max() + eps)
+    first = torch.stack([r[(traj == i).nonzero()[0, 0]] for i in range(n)])
+    step = r * n / (n - 1) - first.sum() / (n - 1)
+    return episode[traj] + alpha * step

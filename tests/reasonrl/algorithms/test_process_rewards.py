@@ -134,3 +134,31 @@ def test_step_rewards_sit_on_the_last_token_of_each_step():
     out = steps_to_tokens([torch.tensor([0.5, -0.2], dtype=f64), torch.tensor([1.0], dtype=f64)], [[2, 5], [3]], 7)
     assert out[0].tolist() == [0, 0, 0.5, 0, 0, -0.2, 0] and out[1].tolist() == [0, 0, 0, 1.0, 0, 0, 0]
     assert set(SHAPINGS.names()) == {"raw", "clip", "delta", "delta_keep_last", "clip_delta"}
+
+
+def test_oprl_istar_vectors(vectors):
+    from reasonrl.algorithms.process_rewards import oprl_advantages_code, oprl_advantages_paper, pairwise_dpo_losses
+
+    v = vectors["oprl_istar"]
+    inp, out = v["inputs"], v["outputs"]
+    beta, rows_ = inp["beta"], inp["rows(traj, step, logp_old_tokens, logp_prm_tokens)"]
+    names = sorted(inp["trajectory_success"])
+    traj = torch.tensor([names.index(r[0]) for r in rows_])
+    log_ratio = torch.tensor([sum(p) - sum(o) for _, _, o, p in rows_], dtype=torch.float64)
+    close(log_ratio, out["step_log_ratio_sum"])
+    step_r = beta * log_ratio
+    close(step_r, out["implicit_step_reward(beta*sum)"])
+    success = torch.tensor([inp["trajectory_success"][n] for n in names], dtype=torch.float64)
+    pos, neg = [i for i, s in enumerate(success) if s > 0], [i for i, s in enumerate(success) if s <= 0]
+    traj_sum = torch.stack([log_ratio[traj == i].sum() for i in range(len(names))])
+    paper = pairwise_dpo_losses(beta * traj_sum[pos], beta * traj_sum[neg])
+    close(paper, out["prm_loss"]["paper_dpo_pair_losses"])
+    close(paper.mean(), out["prm_loss"]["paper_dpo_loss_mean_over_pairs"])
+    traj_mean = torch.stack([step_r[traj == i].mean() for i in range(len(names))])
+    code = pairwise_dpo_losses(traj_mean[pos], traj_mean[neg])
+    close(code, out["prm_loss"]["code_eto_pair_losses"])
+    alpha = inp["alpha(step_advantage_w)"]
+    close(oprl_advantages_paper(step_r, traj, success, alpha=alpha),
+          out["advantages_paper(zscore, ddof=1)"]["combined_per_step_row"], tol=1e-5)
+    close(oprl_advantages_code(step_r, traj, success, alpha=alpha),
+          out["advantages_code(istar_rloo)"]["combined_per_step_row"], tol=1e-5)
