@@ -1,0 +1,47 @@
+"""Split a response into reasoning steps: one splitter shared by the PRM's step granularity and by search.
+
+A step ends at a delimiter: "newline" (each line is a step; the embedded tasks' format), "double_newline"
+(paragraphs), or a regular expression given as "regex:<pattern>" whose matches end steps. Text after
+the last delimiter is a final step. `step_end_tokens` maps the steps onto token positions: a step's
+reward sits on the token that holds its last character.
+"""
+from __future__ import annotations
+
+import re
+
+from reasonrl.registry import Registry
+
+SPLITTERS: Registry = Registry("step splitter")
+SPLITTERS.register("newline")(re.compile(r"\n"))
+SPLITTERS.register("double_newline")(re.compile(r"\n\s*\n"))
+
+
+def _pattern(mode: str) -> re.Pattern:
+    if mode.startswith("regex:"):
+        return re.compile(mode[len("regex:"):])
+    return SPLITTERS.get(mode)
+
+
+def step_spans(text: str, mode: str = "newline") -> list[tuple[int, int]]:
+    """[(start, end)) character spans of the steps; a delimiter belongs to the step it ends, and a
+    blank piece (a delimiter right after another) is attached to the step before it."""
+    cuts = [m.end() for m in _pattern(mode).finditer(text) if m.end() > 0]
+    bounds = sorted({0, len(text), *cuts})
+    spans: list[tuple[int, int]] = []
+    for a, b in zip(bounds, bounds[1:]):
+        if spans and (not text[a:b].strip() or not text[slice(*spans[-1])].strip()):
+            spans[-1] = (spans[-1][0], b)
+        else:
+            spans.append((a, b))
+    return [sp for sp in spans if text[slice(*sp)].strip()]
+
+
+def split_steps(text: str, mode: str = "newline") -> list[str]:
+    return [text[a:b] for a, b in step_spans(text, mode)]
+
+
+def step_end_tokens(token_texts: list[str], mode: str = "newline") -> list[int]:
+    """Index of the token holding the last character of each step, from the tokens' texts in order
+    (e.g. [tokenizer.decode([i]) for i in response_ids])."""
+    char_to_token = [t for t, piece in enumerate(token_texts) for _ in piece]
+    return [char_to_token[end - 1] for _, end in step_spans("".join(token_texts), mode)]
