@@ -120,3 +120,24 @@ def oprl_advantages_code(step_rewards: torch.Tensor, traj: torch.Tensor, success
     first = torch.stack([r[(traj == i).nonzero()[0, 0]] for i in range(n)])
     step = r * n / (n - 1) - first.sum() / (n - 1)
     return episode[traj] + alpha * step
+
+
+def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve of `scores` predicting `labels` (0/1), ties counted half; nan if one class."""
+    pos, neg = scores[labels.bool()], scores[~labels.bool()]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
+
+
+def group_dpo_loss(scores: torch.Tensor, acc: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """Trajectory DPO over every (correct, incorrect) pair inside each group: mean of -log sigmoid(s+ - s-).
+    scores (N,) are sequence scores (beta * sum q); groups with no pair contribute nothing."""
+    losses = []
+    for g in torch.unique(group_ids):
+        rows = group_ids == g
+        pos, neg = scores[rows & acc.bool()], scores[rows & ~acc.bool()]
+        if len(pos) and len(neg):
+            losses.append(pairwise_dpo_losses(pos, neg))
+    return torch.cat(losses).mean() if losses else scores.sum() * 0.0
