@@ -11,10 +11,10 @@ problems inside it, so the splits are disjoint by construction whatever the seed
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
+from reasonrl.tasks.splits import draw, held_out_set
 from reasonrl.types import Record
 
 EVAL_SEED = 20261122  # the held-out set is the same for every run, whatever trainer.seed is
@@ -35,10 +35,6 @@ class ArithmeticTask:
         ops = [rng.choice(self.ops) for _ in range(n - 1)]
         return nums, ops
 
-    def is_held_out(self, expression: str) -> bool:
-        digest = hashlib.sha1(expression.encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64 < self.eval_fraction
-
     def _record(self, nums: list[int], ops: list[str]) -> Record:
         expr, lines, value = str(nums[0]), [], nums[0]
         for op, b in zip(ops, nums[1:]):
@@ -54,34 +50,26 @@ class ArithmeticTask:
             meta={"expression": expr, "steps": lines, "num_operands": len(nums)},
         )
 
-    def _sample(self, stream: str, index: int, held_out: bool) -> Record:
-        for attempt in range(10_000):
-            rng = random.Random(f"{stream}:{index}:{attempt}")
-            rec = self._record(*self._draw(rng))
-            if self.is_held_out(rec.meta["expression"]) == held_out:
-                return rec
-        raise RuntimeError("could not draw a problem from the requested split; check eval_fraction")
+    def _make(self, rng: random.Random) -> Record:
+        return self._record(*self._draw(rng))
 
     # --- the interface the data layer uses ------------------------------------------------
     def train_record(self, seed: int, index: int) -> Record:
         """The index-th training problem of stream `seed` (never in the held-out split)."""
-        return self._sample(f"train:{seed}", index, held_out=False)
+        return draw(self._make, _key, f"train:{seed}", index, False, self.eval_fraction)
 
     def eval_records(self, size: int) -> list[Record]:
         """The first `size` held-out problems (fixed: independent of the training seed), without repeats."""
-        out, seen, i = [], set(), 0
-        while len(out) < size and i < 50 * size + 1000:
-            rec = self._sample(f"eval:{EVAL_SEED}", i, held_out=True)
-            i += 1
-            if rec.meta["expression"] not in seen:
-                seen.add(rec.meta["expression"])
-                out.append(rec)
-        return out
+        return held_out_set(self._make, _key, EVAL_SEED, size, self.eval_fraction)
 
     @staticmethod
     def solution(record: Record) -> str:
         """The reference response: one step per line, then the boxed answer."""
         return "\n".join(record.meta["steps"] + [f"\\boxed{{{record.reference}}}"])
+
+
+def _key(record: Record) -> str:
+    return record.meta["expression"]
 
 
 from reasonrl.tasks import TASKS  # noqa: E402

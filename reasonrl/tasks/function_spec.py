@@ -11,10 +11,10 @@ as in the arithmetic task.
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
+from reasonrl.tasks.splits import draw, held_out_set
 from reasonrl.types import Record
 
 EVAL_SEED = 20261123
@@ -30,9 +30,6 @@ class FunctionSpecTask:
     ops: str = "+-*"
     eval_fraction: float = 0.1
 
-    def is_held_out(self, spec: str) -> bool:
-        return int.from_bytes(hashlib.sha1(spec.encode()).digest()[:8], "big") / 2**64 < self.eval_fraction
-
     def _record(self, steps: list[tuple[str, int]]) -> Record:
         spec = ", ".join(f"{WORDS[op]} {k}" for op, k in steps)
         body = [f"    x = x {op} {k}" for op, k in steps]
@@ -46,31 +43,23 @@ class FunctionSpecTask:
         return Record(prompt=f"Write f(x): {spec}.\n", reference={"tests": tests}, verifier="code",
                       meta={"spec": spec, "lines": ["def f(x):", *body, "    return x"]})
 
-    def _sample(self, stream: str, index: int, held_out: bool) -> Record:
-        for attempt in range(10_000):
-            rng = random.Random(f"{stream}:{index}:{attempt}")
-            n = rng.randint(self.min_operands, self.max_operands)
-            rec = self._record([(rng.choice(self.ops), rng.randint(1, self.max_value)) for _ in range(n)])
-            if self.is_held_out(rec.meta["spec"]) == held_out:
-                return rec
-        raise RuntimeError("could not draw a problem from the requested split; check eval_fraction")
+    def _make(self, rng: random.Random) -> Record:
+        n = rng.randint(self.min_operands, self.max_operands)
+        return self._record([(rng.choice(self.ops), rng.randint(1, self.max_value)) for _ in range(n)])
 
     def train_record(self, seed: int, index: int) -> Record:
-        return self._sample(f"train:{seed}", index, held_out=False)
+        return draw(self._make, _key, f"train:{seed}", index, False, self.eval_fraction)
 
     def eval_records(self, size: int) -> list[Record]:
-        out, seen, i = [], set(), 0
-        while len(out) < size and i < 50 * size + 1000:
-            rec = self._sample(f"eval:{EVAL_SEED}", i, held_out=True)
-            i += 1
-            if rec.meta["spec"] not in seen:
-                seen.add(rec.meta["spec"])
-                out.append(rec)
-        return out
+        return held_out_set(self._make, _key, EVAL_SEED, size, self.eval_fraction)
 
     @staticmethod
     def solution(record: Record) -> str:
         return "\n".join(record.meta["lines"])
+
+
+def _key(record: Record) -> str:
+    return record.meta["spec"]
 
 
 from reasonrl.tasks import TASKS  # noqa: E402
