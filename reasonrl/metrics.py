@@ -128,7 +128,14 @@ def write_plots(run_dir: Path, rows: list[dict], evals: list[dict]) -> list[Path
         if not pts:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if name == "eval_accuracy" else None)
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        if name == "eval_accuracy":
+            ax.plot(xs, ys, marker="o")
+        else:  # per-step rewards are noisy: show them faintly, with a 10-step moving average on top
+            ax.plot(xs, ys, alpha=0.35, label="per step")
+            window = [sum(ys[max(0, i - 9):i + 1]) / len(ys[max(0, i - 9):i + 1]) for i in range(len(ys))]
+            ax.plot(xs, window, label="10-step mean")
+            ax.legend(loc="lower right")
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
