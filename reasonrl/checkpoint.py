@@ -66,7 +66,9 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
     ckpt = ckpt.resolve()
     weights = load_file(str(ckpt / "model.safetensors"))
     missing, unexpected = policy.load_state_dict(weights, strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k or k in weights]:
+    tied = getattr(policy.config, "tie_word_embeddings", False)
+    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]  # saved once when tied
+    if missing or unexpected:
         raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(blob["optimizer"])

@@ -82,10 +82,8 @@ def encode(obj, ref=None, _depth=0, _budget=None):
         return encode(x, ref, _depth + 1, budget)
 
     t = type(obj)
-    if obj is None or t is bool:
+    if obj is None or t is bool:  # bool cannot be subclassed
         return obj
-    if isinstance(obj, bool):
-        return bool(obj)
     if isinstance(obj, int):
         return int.__index__(obj) if t is not int else obj
     if isinstance(obj, float):

@@ -112,16 +112,23 @@ def test_cannot_read_the_tests_or_other_files_from_disk(code, tmp_path):
     program = (f"def add(a, b):\n    try:\n        return int(open({str(secret)!r}).read())\n"
                f"    except Exception:\n        return -1\n")
     assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).score == 0.0
-    leak = "import os\ndef add(a, b):\n    return sorted(os.listdir('/'))\n"
-    r = score(code, leak, {"tests": ["assert add(1, 2) == 3"]})
-    assert "work" not in r.detail and "root" not in r.detail
+    here = str(tmp_path)
+    sees = f"import os\ndef add(a, b):\n    return [os.path.exists(p) for p in ('/work', '/root', {here!r})]\n"
+    assert score(code, sees, {"tests": ["assert add(1, 2) == [False, False, False]"]}).correct
 
 
 @needs_bwrap
 def test_no_network(code):
-    program = ("import socket\ndef add(a, b):\n    try:\n        socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
-               "        return 'connected'\n    except OSError as e:\n        return a + b\n")
-    assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).correct  # it ran, but found no network
+    import socket
+
+    with socket.socket() as server:  # a listener on the host's loopback the program would reach without isolation
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        program = ("import socket\ndef add(a, b):\n    try:\n"
+                   f"        socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+                   "        return 'connected'\n    except OSError:\n        return a + b\n")
+        assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).correct  # it ran, but found no network
 
 
 @needs_bwrap

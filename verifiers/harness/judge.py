@@ -117,7 +117,7 @@ class Remote:
         return f"<candidate object #{self._id}>"
 
 
-def free_names(sources, bound):
+def free_names(sources):
     """Names the code reads but never binds itself (builtins included: the program may shadow them)."""
     loads_, stores = set(), set()
     for src in sources:
@@ -128,7 +128,7 @@ def free_names(sources, bound):
                 stores.add(node.name)
             elif isinstance(node, ast.arg):
                 stores.add(node.arg)
-    return sorted(loads_ - stores - set(bound))
+    return sorted(loads_ - stores)
 
 
 def main():
@@ -145,7 +145,7 @@ def main():
     verdicts, errors, stopped_at = {}, {}, None
     channel.deadline = time.monotonic() + per_test
     try:  # bind what the setup and the tests use from the program (functions, classes, constants)
-        for name in free_names([setup, *tests[start:]], ()):
+        for name in free_names([setup, *tests[start:]]):
             reply = channel.ask({"op": "describe", "name": name})
             if "error" in reply:
                 errors["load"] = reply["error"]
