@@ -41,9 +41,13 @@ def main(argv: list[str]) -> int:
     except (ModelLoadError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from verifiers import VerifierPool
+
     engine = ENGINES.get(cfg.rollout.engine)(model, tok, cfg)
     t0 = time.perf_counter()
-    res = evaluate_greedy(engine, held_out, cfg.eval.max_new_tokens)
+    with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
+                      plugins=cfg.verifier.plugins) as verifier:
+        res = evaluate_greedy(engine, verifier, held_out, cfg.eval.max_new_tokens)
     print(json.dumps({"method": "greedy", "problems": len(held_out), "accuracy": res["accuracy"],
                       "tokens_per_problem": res["response_length"], "seconds": round(time.perf_counter() - t0, 2)}))
     return 0

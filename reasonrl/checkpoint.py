@@ -3,6 +3,8 @@
     checkpoints/step_N/    config.json, model.safetensors, tokenizer files  (the policy, HF format:
                            usable directly as model.path), trainer_state.pt (optimizer, scheduler,
                            RNG states, data cursor), trainer_state.json (step, evaluations, totals)
+    checkpoints/step_N/prm/  the implicit PRM's weights (HF format), when a PRM is trained; its
+                           optimizer state is in trainer_state.pt
     checkpoints/latest ->  step_N (symlink)
 
 A checkpoint is written to a temporary directory and renamed into place, so an interrupted save
@@ -29,7 +31,7 @@ class TrainState:
 
 
 def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, scheduler, sampler,
-         generators: dict[str, torch.Generator], keep: int) -> Path:
+         generators: dict[str, torch.Generator], keep: int, prm=None) -> Path:
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{state.step}"
     tmp = ckpt_root / f".tmp_step_{state.step}"
@@ -37,7 +39,10 @@ def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, sc
     tmp.mkdir()
     policy.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    if prm is not None:
+        prm.model.save_pretrained(tmp / "prm", safe_serialization=True)
     torch.save({
+        "prm_optimizer": None if prm is None else prm.optimizer.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "sampler": sampler.state_dict(),
@@ -59,18 +64,29 @@ def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, sc
     return final
 
 
-def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[str, torch.Generator]) -> TrainState:
-    """Restore a checkpoint into already-built objects; returns the saved TrainState."""
+def _load_weights(model, directory: Path) -> None:
     from safetensors.torch import load_file
 
-    ckpt = ckpt.resolve()
-    weights = load_file(str(ckpt / "model.safetensors"))
-    missing, unexpected = policy.load_state_dict(weights, strict=False)
-    tied = getattr(policy.config, "tie_word_embeddings", False)
+    weights = load_file(str(directory / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = getattr(model.config, "tie_word_embeddings", False)
     missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]  # saved once when tied
     if missing or unexpected:
-        raise RuntimeError(f"checkpoint {ckpt} does not match the model: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"checkpoint {directory} does not match the model: missing {missing}, unexpected {unexpected}")
+
+
+def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[str, torch.Generator],
+         prm=None) -> TrainState:
+    """Restore a checkpoint into already-built objects; returns the saved TrainState."""
+    ckpt = ckpt.resolve()
+    _load_weights(policy, ckpt)
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    if prm is not None:
+        if not (ckpt / "prm").is_dir() or blob.get("prm_optimizer") is None:
+            raise RuntimeError(f"checkpoint {ckpt} has no PRM state but this run trains a PRM (prm.enabled=true); "
+                               f"resume with the run's own config, or start a new run")
+        _load_weights(prm.model, ckpt / "prm")
+        prm.optimizer.load_state_dict(blob["prm_optimizer"])
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     sampler.load_state_dict(blob["sampler"])

@@ -86,7 +86,7 @@ class RolloutConfig:
 
 @dataclass
 class AlgorithmConfig:
-    advantage: str = option("grpo", "advantage estimator: grpo | dr_grpo | rloo")
+    advantage: str = option("grpo", "advantage estimator: grpo | dr_grpo | rloo (outcome only) | prime | oprl (dense, need prm.enabled)")
     std_ddof: int = option(1, "ddof of the group std in grpo (1 = verl/torch.std, 0 = numpy)")
     adv_eps: float = option(1e-6, "added to the group std before dividing")
     clip_low: float = option(0.2, "PPO clip: ratio floor is 1 - clip_low")
@@ -99,10 +99,34 @@ class AlgorithmConfig:
     kl_in_reward: bool = option(False, "put k1 KL in the reward (PPO style) instead of the loss (GRPO style)")
     entropy_coef: float = option(0.0, "entropy bonus coefficient (0 = off; entropy is logged either way)")
     dynamic_sampling: bool = option(False, "DAPO: drop groups whose rewards are all equal and refill the batch")
-    max_gen_batches: int = option(4, "DAPO: most generation rounds per step when refilling")
+    accuracy_filter: bool = option(False, "PRIME: keep prompts whose group accuracy lies in [accuracy_low, accuracy_high] and refill the batch")
+    accuracy_low: float = option(0.2, "PRIME filter: lowest group accuracy kept (inclusive)")
+    accuracy_high: float = option(0.8, "PRIME filter: highest group accuracy kept (inclusive)")
+    max_gen_batches: int = option(4, "most generation rounds per step when a filter refills the batch")
     overlong_buffer: int = option(0, "DAPO overlong shaping buffer L_cache in tokens (0 = off)")
     overlong_penalty: float = option(1.0, "DAPO overlong penalty factor")
     mask_truncated: bool = option(False, "drop truncated responses (no EOS) from the loss")
+
+
+@dataclass
+class PrmConfig:
+    enabled: bool = option(False, "train an implicit PRM online from outcome labels (PRIME / OPRL)")
+    path: Optional[str] = option(None, "PRM initialisation and frozen reference (none = the policy's initial weights); same tokenizer")
+    reference: str = option("frozen", "q = log pi_phi - log pi_ref with pi_ref: frozen (PRIME: the initial model) | policy (OPRL: the policy that sampled)")
+    beta: float = option(0.05, "implicit reward scale, in the loss and in the reward alike")
+    lr: float = option(1e-6, "PRM learning rate (AdamW, constant)")
+    max_grad_norm: float = option(10.0, "PRM gradient clipping norm (0 = off)")
+    loss: str = option("ce", "PRM objective: ce (PRIME: BCE of sigmoid(beta*sum q)) | dpo (OPRL: trajectory DPO over correct/incorrect pairs)")
+    update: str = option("after", "PRM update relative to scoring: after (score, then update: one forward; PRIME's script) | before (update, then score: two forwards; verl's recipe)")
+    granularity: str = option("token", "process reward on every token, or summed per reasoning step on its last token: token | step")
+    step_split: str = option("newline", "step delimiter (granularity=step, shaping): newline | double_newline | regex:<pattern>")
+    shaping: str = option("none", "process reward per step: none (beta * sum q) | clip | delta | clip_delta | delta_keep_last | raw (of p_k = sigmoid(beta * Q_k))")
+    eta: float = option(0.5, "Clip threshold on p_k")
+    gate_threshold: Optional[float] = option(None, "G-RA: process rewards count only when the outcome reward reaches this (none = no gate)")
+    process_coef: float = option(1.0, "prime: weight of the process source against the outcome")
+    loo_form: str = option("code", "prime: leave-one-out baseline as released (code) or as in the paper (paper)")
+    norm: str = option("batch", "prime: process values / the batch's largest |return-to-go| (batch, PRIME's default) | as they are (none)")
+    alpha: float = option(1.0, "oprl: weight of the step-level advantage")
 
 
 @dataclass
@@ -156,6 +180,7 @@ class Config:
     verifier: VerifierConfig = section(VerifierConfig, "outcome verification")
     rollout: RolloutConfig = section(RolloutConfig, "generation")
     algorithm: AlgorithmConfig = section(AlgorithmConfig, "advantages and loss")
+    prm: PrmConfig = section(PrmConfig, "implicit process reward model (dense rewards)")
     trainer: TrainerConfig = section(TrainerConfig, "optimisation")
     eval: EvalConfig = section(EvalConfig, "held-out evaluation")
     logging: LoggingConfig = section(LoggingConfig, "metrics and run directory")
@@ -337,7 +362,7 @@ def validate(cfg: Config) -> None:
 
 def check(cfg: Config) -> list[str]:
     """Value ranges, cross-field rules and registered names: every problem as 'key=value: fix'."""
-    from reasonrl.algorithms import ADVANTAGES, LOSS_AGGREGATIONS, KL_ESTIMATORS
+    from reasonrl.algorithms import ADVANTAGES, KL_ESTIMATORS, LOSS_AGGREGATIONS, PROCESS_ADVANTAGES, SHAPINGS
     from reasonrl.rollout import ENGINES
     from reasonrl.tasks import TASKS
 
@@ -385,7 +410,15 @@ def check(cfg: Config) -> list[str]:
     need(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
     need(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
     need(r.batch_rows >= 1, "rollout.batch_rows", r.batch_rows, "must be >= 1")
-    name_in(ADVANTAGES, "algorithm.advantage", a.advantage)
+    if a.advantage in PROCESS_ADVANTAGES:
+        need(cfg.prm.enabled, "algorithm.advantage", a.advantage, "dense advantages need the PRM: set prm.enabled=true")
+    elif a.advantage not in ADVANTAGES:
+        known = sorted([*ADVANTAGES, *PROCESS_ADVANTAGES])
+        close = difflib.get_close_matches(a.advantage, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        p.append(f"algorithm.advantage={a.advantage!r}: unknown advantage estimator.{hint} Known: {', '.join(known)}.")
+    need(0 <= a.accuracy_low <= a.accuracy_high <= 1, "algorithm.accuracy_low", a.accuracy_low,
+         f"need 0 <= accuracy_low <= accuracy_high ({a.accuracy_high}) <= 1")
     name_in(LOSS_AGGREGATIONS, "algorithm.loss_agg", a.loss_agg)
     name_in(KL_ESTIMATORS, "algorithm.kl_estimator", a.kl_estimator)
     need(a.std_ddof in (0, 1), "algorithm.std_ddof", a.std_ddof, "use 0 or 1")
@@ -398,6 +431,7 @@ def check(cfg: Config) -> list[str]:
          f"must be >= 0 and < rollout.max_new_tokens ({r.max_new_tokens})")
     need(a.loss_scale_factor is None or a.loss_scale_factor > 0, "algorithm.loss_scale_factor", a.loss_scale_factor,
          "must be > 0 or null")
+    p += _check_prm(cfg.prm, SHAPINGS)
     need(t.steps >= 0, "trainer.steps", t.steps, "must be >= 0")
     need(t.lr > 0, "trainer.lr", t.lr, "must be > 0")
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "trainer.betas", t.betas, "two numbers in [0, 1)")
@@ -417,6 +451,40 @@ def check(cfg: Config) -> list[str]:
     need(c.keep >= 1, "checkpoint.keep", c.keep, "must be >= 1")
     need(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode", cfg.logging.wandb_mode,
          "use offline, online or disabled")
+    return p
+
+
+def _check_prm(q: PrmConfig, shapings) -> list[str]:
+    from reasonrl.prm import PRM_LOSSES
+    from reasonrl.steps import SPLITTERS
+
+    p = []
+    if not q.enabled:
+        return p
+    pairs = [("reference", ("frozen", "policy")), ("update", ("before", "after")), ("granularity", ("token", "step")),
+             ("loo_form", ("code", "paper")), ("norm", ("batch", "none"))]
+    for key, allowed in pairs:
+        if getattr(q, key) not in allowed:
+            p.append(f"prm.{key}={getattr(q, key)!r}: use {' or '.join(allowed)}")
+    if q.loss not in PRM_LOSSES:
+        p.append(f"prm.loss={q.loss!r}: {PRM_LOSSES.unknown_message(q.loss)}")
+    if q.shaping != "none" and q.shaping not in shapings:
+        p.append(f"prm.shaping={q.shaping!r}: use none or one of {sorted(shapings)}")
+    if not (q.step_split.startswith("regex:") or q.step_split in SPLITTERS):
+        p.append(f"prm.step_split={q.step_split!r}: use newline, double_newline or regex:<pattern>")
+    elif q.step_split.startswith("regex:"):
+        import re
+        try:
+            re.compile(q.step_split[len("regex:"):])
+        except re.error as exc:
+            p.append(f"prm.step_split={q.step_split!r}: not a valid regular expression ({exc})")
+    for key in ("beta", "lr"):
+        if not getattr(q, key) > 0:
+            p.append(f"prm.{key}={getattr(q, key)!r}: must be > 0")
+    if q.max_grad_norm < 0:
+        p.append(f"prm.max_grad_norm={q.max_grad_norm!r}: must be >= 0 (0 = off)")
+    if q.path is not None and not Path(q.path).exists():
+        p.append(f"prm.path={q.path!r}: does not exist; give a local model directory, or null for the policy's weights")
     return p
 
 

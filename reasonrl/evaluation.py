@@ -7,9 +7,10 @@ from reasonrl.types import Record, SamplingParams
 
 
 def evaluate_greedy(engine, verifier, records: list[Record], max_new_tokens: int) -> dict:
-    """Greedy answers to `records`; returns accuracy, mean response length and the per-problem results."""
+    """Greedy answers to `records`; returns accuracy, mean response length, the per-problem results and
+    the raw rollouts (one per record, for scoring them with a PRM)."""
     if not records:
-        return {"accuracy": float("nan"), "response_length": 0.0, "results": []}
+        return {"accuracy": float("nan"), "response_length": 0.0, "results": [], "rollouts": []}
     outs = engine.generate([r.prompt for r in records], SamplingParams(n=1, temperature=0.0,
                            max_new_tokens=max_new_tokens), torch.Generator().manual_seed(0))
     texts = [o[0].text for o in outs]
@@ -20,4 +21,5 @@ def evaluate_greedy(engine, verifier, records: list[Record], max_new_tokens: int
         "accuracy": sum(v.correct for v in verdicts) / len(records),
         "response_length": sum(len(o[0].response_ids) for o in outs) / len(records),
         "results": results,
+        "rollouts": [o[0] for o in outs],
     }

@@ -1,7 +1,8 @@
 """run(cfg): the training loop, top to bottom, as named steps.
 
     sample prompts -> generate G each -> verify -> filter groups -> log-probs (old, ref)
-    -> rewards and advantages -> update -> sync engine -> log -> evaluate -> checkpoint
+    -> rewards -> [implicit PRM: score and learn] -> advantages -> update -> sync engine
+    -> log -> evaluate -> checkpoint
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pathlib import Path
 import torch
 
 from reasonrl import checkpoint
-from reasonrl.algorithms import (broadcast_to_tokens, compute_advantages, groups_with_signal, kl_in_reward,
-                                 overlong_penalty)
+from reasonrl.algorithms import (PROCESS_ADVANTAGES, ProcessOptions, broadcast_to_tokens, compute_advantages,
+                                 groups_with_signal, kl_in_reward, overlong_penalty)
+from reasonrl.algorithms.process_rewards import accuracy_filter
 from reasonrl.batching import collate
 from reasonrl.config import Config, to_yaml
 from reasonrl.data import build_data
@@ -22,6 +24,8 @@ from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
 from reasonrl.metrics import RunLogger, read_metrics, write_plots
 from reasonrl.models import frozen_copy, load_model, load_tokenizer, resolve_device
+from reasonrl.prm import ImplicitPRM
+from reasonrl.process import ProcessRewards, build_prm, held_out_auroc, process_rewards
 from reasonrl.rollout import ENGINES
 from reasonrl.types import RolloutGroup, SamplingParams, TrainBatch
 from verifiers import VerifierPool
@@ -38,6 +42,7 @@ class Rollouts:
     extracted: list[list[str | None]]
     rounds: int
     zero_variance: int
+    dropped_accuracy: int
     generated_tokens: int
     seconds_generate: float
     seconds_verify: float
@@ -58,6 +63,7 @@ class Parts:
     scheduler: object
     generators: dict
     sampling: SamplingParams
+    prm: ImplicitPRM | None = None
 
 
 def run(cfg: Config) -> dict:
@@ -69,7 +75,8 @@ def run(cfg: Config) -> dict:
     state = checkpoint.TrainState()
     if resume_from is not None:
         state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
-                                scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators)
+                                scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators,
+                                prm=parts.prm)
         truncate_logs(run_dir, state.step)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
@@ -91,6 +98,10 @@ def build(cfg: Config) -> Parts:
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     ref = frozen_copy(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
+    prm = None
+    if cfg.prm.enabled:
+        prm = build_prm(policy, cfg.prm, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
+                        max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch)
     sampler, held_out = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
     updates_per_step = cfg.trainer.ppo_epochs * cfg.trainer.mini_batches
     optimizer, scheduler = build_optimizer(policy, lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay,
@@ -111,13 +122,14 @@ def build(cfg: Config) -> Parts:
                     "update": torch.Generator().manual_seed(cfg.trainer.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop)),
+        prm=prm,
     )
 
 
 def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, logger: RunLogger) -> None:
     """The loop: one named step per line."""
     if state.step == 0 and p.held_out:
-        state.evals.append(evaluate(p.engine, p.verifier, p.held_out, cfg, step=0, logger=logger))
+        state.evals.append(evaluate(p, cfg, step=0, logger=logger))
 
     for step in range(state.step + 1, cfg.trainer.steps + 1):
         t_step = time.perf_counter()
@@ -129,7 +141,14 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             p.learner.fill_logprobs(batch)
             metrics["time/logprobs"] = time.perf_counter() - t0
             rewards = shaped_rewards(rollouts, batch, cfg)
-            batch.advantages = advantages(rewards, batch, cfg)
+            process = None
+            if p.prm is not None:
+                t0 = time.perf_counter()
+                process = process_rewards(p.prm, batch, rollouts.groups, rewards.flatten(), rollouts.correct.flatten(),
+                                          p.tokenizer, cfg.prm)
+                metrics.update(process.metrics)
+                metrics["time/prm"] = time.perf_counter() - t0
+            batch.advantages = advantages(rewards, batch, cfg, process)
             metrics.update(advantage_metrics(rewards, batch))
             t0 = time.perf_counter()
             metrics.update(p.learner.update(batch, p.generators["update"]))
@@ -143,15 +162,14 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         state.seconds += metrics["time/step"]
 
         if p.held_out and (step == cfg.trainer.steps or (cfg.eval.every and step % cfg.eval.every == 0)):
-            state.evals.append(evaluate(p.engine, p.verifier, p.held_out, cfg, step=step, logger=logger))
-            metrics["eval/accuracy"] = state.evals[-1]["accuracy"]
-            metrics["eval/response_length"] = state.evals[-1]["response_length"]
+            state.evals.append(evaluate(p, cfg, step=step, logger=logger))
+            metrics.update({f"eval/{k}": v for k, v in state.evals[-1].items() if k not in ("step", "seconds")})
         logger.log_step(step, metrics)
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
         if step == cfg.trainer.steps or (cfg.checkpoint.every and step % cfg.checkpoint.every == 0):
             checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer,
                             optimizer=p.optimizer, scheduler=p.scheduler, sampler=p.sampler,
-                            generators=p.generators, keep=cfg.checkpoint.keep)
+                            generators=p.generators, keep=cfg.checkpoint.keep, prm=p.prm)
 
 
 # ------------------------------------------------------------------------------- the steps
@@ -160,13 +178,15 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
                         generator: torch.Generator) -> Rollouts:
     """Sample prompts, generate G responses each, verify them, and keep the groups to train on.
 
-    With dynamic sampling, groups whose rewards are all equal are dropped and more prompts are
-    drawn (up to algorithm.max_gen_batches rounds) until prompts_per_step groups are kept."""
+    Filters drop groups and draw more prompts (up to algorithm.max_gen_batches rounds) until
+    prompts_per_step groups are kept: dynamic sampling (DAPO) drops groups whose rewards are all
+    equal, the accuracy filter (PRIME) groups whose accuracy lies outside [low, high]."""
+    a = cfg.algorithm
     want = cfg.rollout.prompts_per_step
     kept: list = []
-    zero_var = rounds = tokens = 0
+    zero_var = dropped_acc = rounds = tokens = 0
     t_gen = t_ver = 0.0
-    while len(kept) < want and rounds < (cfg.algorithm.max_gen_batches if cfg.algorithm.dynamic_sampling else 1):
+    while len(kept) < want and rounds < (a.max_gen_batches if a.dynamic_sampling or a.accuracy_filter else 1):
         rounds += 1
         records = sampler.next(want)
         t0 = time.perf_counter()
@@ -183,8 +203,10 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
             v = verdicts[i * g:(i + 1) * g]
             scores = torch.tensor([x.score for x in v], dtype=torch.float32)
             has_signal = bool(groups_with_signal(scores[None])[0])
+            in_range = bool(accuracy_filter(torch.tensor([[x.correct for x in v]]), a.accuracy_low, a.accuracy_high)[0])
             zero_var += not has_signal
-            if has_signal or not cfg.algorithm.dynamic_sampling:
+            dropped_acc += a.accuracy_filter and not in_range
+            if (has_signal or not a.dynamic_sampling) and (in_range or not a.accuracy_filter):
                 kept.append((RolloutGroup(rec, engine.prompt_ids(rec.prompt), group), v, scores))
     kept = kept[:want]
     return Rollouts(
@@ -193,7 +215,7 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         correct=torch.tensor([[x.correct for x in k[1]] for k in kept], dtype=torch.bool).view(-1, sampling.n),
         statuses=[[x.status for x in k[1]] for k in kept],
         extracted=[[x.extracted for x in k[1]] for k in kept],
-        rounds=rounds, zero_variance=zero_var, generated_tokens=tokens,
+        rounds=rounds, zero_variance=zero_var, dropped_accuracy=dropped_acc, generated_tokens=tokens,
         seconds_generate=t_gen, seconds_verify=t_ver,
     )
 
@@ -212,19 +234,33 @@ def shaped_rewards(rollouts: Rollouts, batch: TrainBatch, cfg: Config) -> torch.
     return rewards
 
 
-def advantages(rewards: torch.Tensor, batch: TrainBatch, cfg: Config) -> torch.Tensor:
-    """(B, G) rewards -> (N, T) per-token advantages on the loss mask."""
+def advantages(rewards: torch.Tensor, batch: TrainBatch, cfg: Config,
+               process: ProcessRewards | None = None) -> torch.Tensor:
+    """(B, G) rewards [+ process values] -> (N, T) per-token advantages on the loss mask."""
     a = cfg.algorithm
+    if a.advantage in PROCESS_ADVANTAGES:
+        opts = ProcessOptions(loo_form=cfg.prm.loo_form, process_coef=cfg.prm.process_coef, norm=cfg.prm.norm,
+                              alpha=cfg.prm.alpha, ddof=a.std_ddof)
+        return PROCESS_ADVANTAGES.get(a.advantage)(process.values, process.ends, rewards.flatten(), batch.loss_mask,
+                                                   rewards.shape[1], opts)
     adv = compute_advantages(a.advantage, rewards, eps=a.adv_eps, ddof=a.std_ddof)
     return broadcast_to_tokens(adv.flatten(), batch.loss_mask)
 
 
-def evaluate(engine, verifier, held_out, cfg: Config, *, step: int, logger: RunLogger) -> dict:
+def evaluate(p: Parts, cfg: Config, *, step: int, logger: RunLogger) -> dict:
+    """Greedy held-out accuracy; with a PRM, also its AUROC at telling those answers' correctness."""
     t0 = time.perf_counter()
-    res = evaluate_greedy(engine, verifier, held_out, cfg.eval.max_new_tokens)
-    entry = {"step": step, "accuracy": res["accuracy"], "response_length": res["response_length"],
-             "seconds": round(time.perf_counter() - t0, 2)}
-    logger.print(f"eval step {step}: held-out greedy accuracy {res['accuracy']:.3f} on {len(held_out)} problems")
+    res = evaluate_greedy(p.engine, p.verifier, p.held_out, cfg.eval.max_new_tokens)
+    entry = {"step": step, "accuracy": res["accuracy"], "response_length": res["response_length"]}
+    line = f"eval step {step}: held-out greedy accuracy {res['accuracy']:.3f} on {len(p.held_out)} problems"
+    if p.prm is not None:
+        groups = [RolloutGroup(rec, p.engine.prompt_ids(rec.prompt), [r]) for rec, r in zip(p.held_out, res["rollouts"])]
+        correct = torch.tensor([x["correct"] for x in res["results"]])
+        entry["prm_auroc"] = held_out_auroc(p.prm, groups, correct, p.engine.pad_id, cfg.prm,
+                                            lambda b: p.learner.logprobs(b, p.policy))
+        line += f", PRM AUROC {entry['prm_auroc']:.3f}"
+    entry["seconds"] = round(time.perf_counter() - t0, 2)
+    logger.print(line)
     return entry
 
 
@@ -242,7 +278,8 @@ def rollout_metrics(r: Rollouts) -> dict:
         "accuracy/train": r.correct.float().mean().item() if r.groups else 0.0,
         "response_length/mean": sum(lengths) / max(len(lengths), 1),
         "response_length/truncated": sum(x.truncated for g in r.groups for x in g.rollouts) / max(len(lengths), 1),
-        "groups/kept": len(r.groups), "groups/zero_variance": r.zero_variance, "gen_rounds": r.rounds,
+        "groups/kept": len(r.groups), "groups/zero_variance": r.zero_variance,
+        "groups/dropped_accuracy": r.dropped_accuracy, "gen_rounds": r.rounds,
         "time/generate": r.seconds_generate, "time/verify": r.seconds_verify, "tokens/generated": r.generated_tokens,
     }
     for s in set(statuses):

@@ -4,10 +4,10 @@ a frozen reference pi_ref; the per-token process reward is beta * (log pi_phi - 
 `token_rewards(batch)` gives q = log pi_phi - log pi_ref on the response tokens (no gradient).
 `update(batch, acc)` takes one optimiser step on either PRIME's cross-entropy of sigmoid(beta * sum q)
 against correctness, or a trajectory DPO loss over (correct, incorrect) pairs within each group.
-The gradient is exact over micro-batches: a no-grad pass gives every sequence score, autograd on
-those gives dL/ds, and each micro-batch back-propagates s * dL/ds, so pairwise losses need no
-whole-batch graph. Metrics: loss, accuracy of sigmoid(beta * sum q) against the verifier, AUROC.
-Not yet wired into the training loop (the implicit-PRM issue continues from here).
+The gradient is exact over micro-batches: the cross-entropy is a mean of per-row terms, so each
+micro-batch back-propagates its share in one forward; for the pairwise DPO loss a no-grad pass gives
+every sequence score, autograd gives dL/ds, and each micro-batch back-propagates s * dL/ds. Metrics: loss, accuracy of sigmoid(beta * sum q) against the verifier, AUROC.
+The training loop drives it through reasonrl/process.py (reference choice, update timing, steps).
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def ce_loss(scores: torch.Tensor, acc: torch.Tensor, group_ids: torch.Tensor) ->
     return torch.nn.functional.binary_cross_entropy_with_logits(scores, acc.to(scores.dtype))
 
 
+ce_loss.separable = True  # a mean of per-row terms: micro-batches can back-propagate their share directly
+
+
 PRM_LOSSES.register("dpo")(group_dpo_loss)
 
 
@@ -44,12 +47,20 @@ class ImplicitPRM:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
+    def logp(self, batch: TrainBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """(N, T) log-probs of the targets under the PRM (or `model`), no gradient."""
+        return self._logp(self.model if model is None else model, batch)
+
+    @torch.no_grad()
     def _logp(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:
+        was_training = model.training
+        model.eval()
         out = torch.zeros_like(batch.loss_mask)
         for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
             mb = batch.select(rows)
             logp, _ = token_logprobs(model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device))
             out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
+        model.train(was_training)
         return out
 
     def token_rewards(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,26 +69,58 @@ class ImplicitPRM:
         q = self._logp(self.model, batch) - ref
         return torch.where(batch.loss_mask.bool(), q, torch.zeros_like(q))
 
-    def update(self, batch: TrainBatch, acc: torch.Tensor, logp_ref: torch.Tensor | None = None) -> dict[str, float]:
-        """One optimiser step on the PRM from outcome labels acc (N,). Returns metrics before the step."""
-        self.model.train()
+    def sequence_scores(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) beta * sum q: the implicit ORM's logit that each response is correct."""
+        return self.beta * masked_sum(self.token_rewards(batch, logp_ref), batch.loss_mask, dim=-1)
+
+    def update(self, batch: TrainBatch, acc: torch.Tensor, logp_ref: torch.Tensor | None = None
+               ) -> tuple[dict[str, float], torch.Tensor]:
+        """One optimiser step on the PRM from outcome labels acc (N,). Returns the metrics (of the PRM
+        before the step) and its pre-step log-probs (N, T), so update=after scoring needs no extra forward."""
         ref = self._logp(self.ref, batch) if logp_ref is None else logp_ref
-        mask = batch.loss_mask
-        with torch.no_grad():
-            scores = self.beta * masked_sum(self._logp(self.model, batch) - ref, mask, dim=-1)
-        leaf = scores.clone().requires_grad_(True)
-        loss = self.loss_fn(leaf, acc.to(leaf.dtype), batch.group_ids)
-        (grad,) = torch.autograd.grad(loss, leaf)
+        acc = acc.float()
         self.optimizer.zero_grad(set_to_none=True)
-        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
-            mb = batch.select(rows)
-            dev = self.device
-            logp, _ = token_logprobs(self.model, mb.input_ids.to(dev), mb.attention_mask.to(dev))
-            s = self.beta * masked_sum(logp - ref[rows, : logp.shape[1]].to(dev), mb.loss_mask.to(dev), dim=-1)
-            (s * grad[rows].to(dev)).sum().backward()
+        self.model.train()
+        if getattr(self.loss_fn, "separable", False):
+            phi, loss = self._backward_separable(batch, acc, ref)
+        else:
+            phi, loss = self._backward_pairwise(batch, acc, ref)
+        scores = self.beta * masked_sum(phi - ref, batch.loss_mask, dim=-1)
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else 0.0
         self.optimizer.step()
-        return {"prm/loss": loss.item(), "prm/accuracy": ((scores > 0) == acc.bool()).float().mean().item(),
-                "prm/auroc": auroc(scores, acc), "prm/grad_norm": float(grad_norm)}
+        metrics = {"prm/loss": loss, "prm/accuracy": ((scores > 0) == acc.bool()).float().mean().item(),
+                   "prm/auroc": auroc(scores, acc), "prm/grad_norm": float(grad_norm)}
+        return metrics, phi
 
+    def _scores(self, mb: TrainBatch, ref: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dev = self.device
+        logp, _ = token_logprobs(self.model, mb.input_ids.to(dev), mb.attention_mask.to(dev))
+        s = self.beta * masked_sum(logp - ref[rows, : logp.shape[1]].to(dev), mb.loss_mask.to(dev), dim=-1)
+        return logp, s
+
+    def _backward_separable(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
+        """A mean of per-row terms: each micro-batch back-propagates its share in the same forward."""
+        phi = torch.zeros_like(batch.loss_mask)
+        n, total = batch.num_rows, 0.0
+        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
+            mb = batch.select(rows)
+            logp, s = self._scores(mb, ref, rows)
+            loss = self.loss_fn(s, acc[rows].to(s.device), mb.group_ids) * (len(rows) / n)
+            loss.backward()
+            total += loss.item()
+            phi[rows, : logp.shape[1]] = logp.detach().cpu().to(phi.dtype)
+        return phi, total
+
+    def _backward_pairwise(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
+        """Losses that couple rows: a no-grad pass gives every score, autograd gives dL/ds, then each
+        micro-batch back-propagates s * dL/ds (the exact gradient without a whole-batch graph)."""
+        phi = self._logp(self.model, batch)
+        leaf = (self.beta * masked_sum(phi - ref, batch.loss_mask, dim=-1)).requires_grad_(True)
+        loss = self.loss_fn(leaf, acc, batch.group_ids)
+        (grad,) = torch.autograd.grad(loss, leaf)
+        self.model.train()
+        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
+            _, s = self._scores(batch.select(rows), ref, rows)
+            (s * grad[rows].to(s.device)).sum().backward()
+        return phi, loss.item()

@@ -55,9 +55,15 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+DENSE = ["prm.enabled=true", "algorithm.advantage=prime", "prm.lr=1e-3", "prm.granularity=step",
+         "prm.shaping=clip_delta", "algorithm.accuracy_filter=true", "algorithm.accuracy_low=0.25"]
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["outcome", "prime_prm"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, dense):
+    """With the PRM, its weights and optimiser state must resume too, or steps 3-4 would differ."""
     common = ["trainer.steps=4", "checkpoint.every=2", "algorithm.kl_coef=0.01", "trainer.mini_batches=2",
-              "trainer.lr_schedule=cosine"]
+              "trainer.lr_schedule=cosine", *(DENSE if dense else [])]
     whole = Path(run(cfg_for(tmp_path, *common, "logging.name=whole"))["run_dir"])
 
     import reasonrl.loop as loop
@@ -81,6 +87,12 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     a = load_file(str(whole / "checkpoints" / "latest" / "model.safetensors"))
     b = load_file(str(cut / "checkpoints" / "latest" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    if dense:
+        metrics = rows(whole, "metrics.jsonl")
+        assert all(m["prm/grad_norm"] > 0 for m in metrics) and "eval/prm_auroc" in metrics[-1]
+        a = load_file(str(whole / "checkpoints" / "latest" / "prm" / "model.safetensors"))
+        b = load_file(str(cut / "checkpoints" / "latest" / "prm" / "model.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_bad_input_gets_clear_messages(tmp_path, capsys):

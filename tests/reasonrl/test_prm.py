@@ -67,10 +67,29 @@ def test_learns_to_tell_correct_from_wrong(parts, loss):
     tok, model, ref = parts
     batch, acc = toy_batch(tok)
     prm = ImplicitPRM(model, ref, beta=0.5, lr=3e-3, loss=loss)
-    first = prm.update(batch, acc)
+    first, _ = prm.update(batch, acc)
     for _ in range(15):
-        last = prm.update(batch, acc)
+        last, _ = prm.update(batch, acc)
     assert last["prm/loss"] < first["prm/loss"] and last["prm/auroc"] == 1.0
     q = prm.token_rewards(batch)
     seq = q.sum(-1)
     assert seq[acc.bool()].min() > seq[~acc.bool()].max()  # the implicit reward ranks every correct one higher
+
+
+def test_one_pass_cross_entropy_gradient_equals_the_two_pass_route(parts):
+    """ce takes the one-forward path (a mean of per-row terms); the two-pass s * dL/ds route must agree."""
+    tok, model, ref = parts
+    batch, acc = toy_batch(tok)
+    one = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20)
+    two = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20)
+    two.loss_fn = lambda s, a, g: torch.nn.functional.binary_cross_entropy_with_logits(s, a)  # not marked separable
+    with torch.no_grad():  # move phi away from ref so the scores are not all zero
+        for p in list(one.model.parameters())[:3] + list(two.model.parameters())[:3]:
+            p.add_(0.05)
+    grads = []
+    for prm in (one, two):
+        prm.optimizer = torch.optim.SGD(prm.model.parameters(), lr=0.0)
+        metrics, phi = prm.update(batch, acc)
+        grads.append(torch.cat([p.grad.flatten() for p in prm.model.parameters()]))
+        assert torch.allclose(phi * batch.loss_mask, prm.logp(batch) * batch.loss_mask)  # pre-step log-probs
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-7, rtol=1e-4)

@@ -1,0 +1,115 @@
+"""Dense process rewards vs outcome-only GRPO on the embedded task: the implicit-PRM issue's ablation.
+
+    python benchmarks/process_rewards.py [--arms outcome prime prime_clip_delta oprl] [--seeds 0 1 2]
+                                         [--steps 100] [--eval-every 10] [key=value ...]
+
+Every arm trains the embedded default for the same steps with the same prompts and samples per step
+(extra key=value overrides go to every run). Runs go seed by seed (all arms of seed 0 first) and a run
+whose summary.json exists is not run again, so an interrupted benchmark continues where it stopped.
+Prints one JSON object: per arm, held-out greedy accuracy at each evaluation (mean over seeds), steps to
+reach the outcome-only arm's final accuracy (mean of its last three evaluations, averaged over seeds),
+the median wall time per step, the PRM's share of it, and the PRM's held-out AUROC at the start and end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+ARMS = {
+    "outcome": [],
+    "prime": ["--config", "configs/math_prime.yaml"],
+    "prime_clip_delta": ["--config", "configs/math_prime.yaml", "prm.granularity=step", "prm.shaping=clip_delta"],
+    "oprl": ["--config", "configs/math_oprl.yaml"],
+}
+SAME_SAMPLES = ["algorithm.accuracy_filter=false"]  # the filter draws extra prompts: off, so samples stay equal
+
+
+def run_one(arm: str, seed: int, args, overrides: list[str]) -> Path:
+    run_dir = REPO / args.run_dir / f"{arm}-s{seed}"
+    if (run_dir / "summary.json").is_file():
+        return run_dir
+    cmd = [sys.executable, "train.py", *ARMS[arm], *SAME_SAMPLES, f"trainer.seed={seed}",
+           f"trainer.steps={args.steps}", f"eval.every={args.eval_every}", f"logging.run_dir={args.run_dir}",
+           f"logging.name={arm}-s{seed}", "logging.progress=false", "checkpoint.every=0", "checkpoint.resume=auto",
+           *overrides]
+    print(f"[{arm} seed {seed}] {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return run_dir
+
+
+def describe(run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = summary["evals"]
+    out = {
+        "curve": {e["step"]: e["accuracy"] for e in evals},
+        "final_mean_last3": statistics.mean(e["accuracy"] for e in evals[-3:]),
+        "step_s_median": statistics.median(m["time/step"] for m in metrics),
+        "tokens_generated": summary["tokens_generated"],
+    }
+    if "time/prm" in metrics[0]:
+        out["prm_s_median"] = statistics.median(m["time/prm"] for m in metrics)
+        out["prm_auroc_held_out"] = [evals[0].get("prm_auroc"), evals[-1].get("prm_auroc")]
+        out["prm_auroc_train_first_last10"] = [statistics.mean(m["prm/auroc"] for m in metrics[:10]),
+                                               statistics.mean(m["prm/auroc"] for m in metrics[-10:])]
+    return out
+
+
+def first_reaching(curve: dict[int, float], target: float) -> int | None:
+    return next((step for step, acc in sorted(curve.items()) if step > 0 and acc >= target), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--run-dir", default="runs/bench_process")
+    args, overrides = ap.parse_known_args()
+    runs = {arm: {} for arm in args.arms}
+    for seed in args.seeds:
+        for arm in args.arms:
+            runs[arm][seed] = describe(run_one(arm, seed, args, overrides))
+            print(json.dumps({"arm": arm, "seed": seed, **runs[arm][seed]}), file=sys.stderr, flush=True)
+
+    target = None
+    if "outcome" in runs:
+        target = statistics.mean(r["final_mean_last3"] for r in runs["outcome"].values())
+    table = {}
+    for arm, by_seed in runs.items():
+        steps = sorted(set.intersection(*(set(r["curve"]) for r in by_seed.values())))
+        reach = {s: first_reaching(r["curve"], target) for s, r in by_seed.items()} if target is not None else {}
+        row = {
+            "accuracy_mean": {st: round(statistics.mean(r["curve"][st] for r in by_seed.values()), 4) for st in steps},
+            "accuracy_by_seed": {s: r["curve"] for s, r in by_seed.items()},
+            "steps_to_target_by_seed": reach,
+            "step_s_median": round(statistics.mean(r["step_s_median"] for r in by_seed.values()), 3),
+        }
+        if all("prm_s_median" in r for r in by_seed.values()):
+            row["prm_s_median"] = round(statistics.mean(r["prm_s_median"] for r in by_seed.values()), 3)
+            row["prm_auroc_held_out_start_end"] = {s: r["prm_auroc_held_out"] for s, r in by_seed.items()}
+            row["prm_auroc_train_first_last10"] = {s: r["prm_auroc_train_first_last10"] for s, r in by_seed.items()}
+        table[arm] = row
+    if "outcome" in table:
+        base = table["outcome"]["step_s_median"]
+        for arm, row in table.items():
+            row["step_time_ratio_to_outcome"] = round(row["step_s_median"] / base, 2)
+            reached = [v for v in row["steps_to_target_by_seed"].values() if v is not None]
+            row["steps_to_target_mean"] = round(statistics.mean(reached), 1) if len(reached) == len(args.seeds) else None
+        ref = table["outcome"].get("steps_to_target_mean")
+        for row in table.values():
+            mine = row["steps_to_target_mean"]
+            row["speedup_in_steps"] = round(ref / mine, 2) if ref and mine else None
+    print(json.dumps({"target_accuracy": target, "steps": args.steps, "seeds": args.seeds, "overrides": overrides,
+                      "arms": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

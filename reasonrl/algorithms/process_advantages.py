@@ -1,0 +1,161 @@
+"""Dense process rewards on a batch, and the two advantage estimators that use them. Pure tensor math.
+
+Shapes: q, mask, ends, values (N, T) in the learner's target layout, rows of a prompt's K samples
+contiguous; outcome (N,) the outcome reward of each row.
+
+A response is cut into steps; `ends` marks the token that closes each step (every response token
+for token granularity). The process source is a value on each step-end token:
+
+  shaping none        value_k = beta * sum of q over step k              (PRIME / OPRL step reward)
+  shaping clip|delta|clip_delta|delta_keep_last|raw
+                      value_k = shaped p_k, p_k = sigmoid(beta * sum of q up to the end of step k)
+
+p_k is the implicit PRM's probability that the prefix ending at step k leads to a correct answer
+(the implicit Q value of ALGORITHMS.md 2.1, squashed), so Clip and Delta see scores in [0, 1] as in
+Gao et al. The bounds of shaping.py then hold for every response, whatever its number of steps.
+
+Estimators (PROCESS_ADVANTAGES, selected by algorithm.advantage; both end in an (N, T) advantage that
+the unchanged GRPO loss consumes):
+  prime  batch-normalised process values and the outcome, each with its own leave-one-out baseline,
+         summed, turned into returns (gamma = 1) and whitened over the batch (process_rewards.py).
+         norm="none" (verl's prime_norm=none) keeps the values' own scale instead of dividing by the
+         batch's largest |return-to-go|: batch normalisation gives the process source the outcome's
+         weight however little the PRM has learned yet, none lets it grow with the PRM's confidence.
+  oprl   iStar, the paper's form: A = z(outcome within the group) + alpha * z(step value over all the
+         group's steps); each token gets the advantage of the step it belongs to. The paper's form is
+         chosen over the released code's (whose baseline depends on row order, ALGORITHMS.md 3.4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from reasonrl.algorithms.masked import masked_whiten
+from reasonrl.algorithms.process_rewards import (batch_norm_scores, last_token_mask, loo_code, loo_paper,
+                                                 oprl_advantages_paper)
+from reasonrl.algorithms.shaping import SHAPINGS
+from reasonrl.registry import Registry
+
+PROCESS_ADVANTAGES: Registry = Registry("process advantage estimator")
+
+
+# --------------------------------------------------------------------------- steps on the token grid
+
+def close_last_step(ends: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Step ends restricted to the mask, with each row's final step moved to its last valid token
+    (so trailing tokens such as EOS belong to the last step). Rows with an empty mask get no steps."""
+    ends = ends * mask
+    return ends - last_token_mask(ends) + last_token_mask(mask)
+
+
+def step_index(ends: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, T) long: the step each valid token belongs to (0, 1, ...), -1 off the mask."""
+    e = ends.long()
+    return torch.where(mask.bool(), torch.cumsum(e, -1) - e, torch.full_like(e, -1))
+
+
+def _per_step(values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """(N, T) values on step ends -> (N, S_max), row i's steps in order, zero-padded."""
+    counts = ends.long().sum(-1)
+    out = torch.zeros(values.shape[0], int(counts.max()) if counts.numel() else 0, dtype=values.dtype)
+    rows, cols = ends.bool().nonzero(as_tuple=True)
+    k = torch.cumsum(ends.long(), -1)[rows, cols] - 1
+    out[rows, k] = values[rows, cols]
+    return out
+
+
+def broadcast_steps(step_values: torch.Tensor, ends: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, T) values on step ends -> (N, T): every valid token carries its step's value."""
+    per_step = _per_step(step_values, ends)
+    idx = step_index(ends, mask)
+    if per_step.shape[1] == 0:
+        return torch.zeros_like(step_values)
+    out = per_step.gather(1, idx.clamp(min=0))
+    return torch.where(idx >= 0, out, torch.zeros_like(out))
+
+
+def step_sums(x: torch.Tensor, ends: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, T) -> (N, T): the sum of x over each step, placed on the step's last token, zero elsewhere."""
+    idx = step_index(ends, mask)
+    sums = torch.zeros(x.shape[0], x.shape[1] + 1, dtype=x.dtype)
+    sums.scatter_add_(1, idx.clamp(min=0), torch.where(idx >= 0, x, torch.zeros_like(x)))
+    out = torch.zeros_like(x)
+    rows, cols = ends.bool().nonzero(as_tuple=True)
+    out[rows, cols] = sums[rows, idx[rows, cols]]
+    return out
+
+
+def prefix_probs(q: torch.Tensor, ends: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """p_k = sigmoid(beta * sum of q up to the end of step k), on step ends."""
+    cum = torch.cumsum(torch.where(mask.bool(), q, torch.zeros_like(q)), -1)
+    return torch.where(ends.bool(), torch.sigmoid(beta * cum), torch.zeros_like(q))
+
+
+def shape_steps(p: torch.Tensor, ends: torch.Tensor, mode: str, eta: float) -> torch.Tensor:
+    """Apply a SHAPINGS rule to each row's sequence of step scores (values on step ends)."""
+    out = torch.zeros_like(p)
+    fn = SHAPINGS.get(mode)
+    for i in range(p.shape[0]):
+        cols = ends[i].bool().nonzero(as_tuple=True)[0]
+        if len(cols):
+            out[i, cols] = fn(p[i, cols], eta=eta).to(out.dtype)
+    return out
+
+
+def process_values(q: torch.Tensor, ends: torch.Tensor, mask: torch.Tensor, *, beta: float, shaping: str = "none",
+                   eta: float = 0.5) -> torch.Tensor:
+    """The process source on step ends (see the module docstring)."""
+    if shaping == "none":
+        return step_sums(beta * q, ends, mask)
+    return shape_steps(prefix_probs(q, ends, mask, beta), ends, shaping, eta)
+
+
+def gate_rows(values: torch.Tensor, outcome: torch.Tensor, threshold: float | None) -> torch.Tensor:
+    """G-RA: a row's process rewards count only when its outcome reaches the threshold (None = no gate)."""
+    if threshold is None:
+        return values
+    return values * (outcome >= threshold).to(values.dtype)[:, None]
+
+
+# --------------------------------------------------------------------------- estimators
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    loo_form: str = "code"  # prime: leave-one-out as released ("code") or as in the paper ("paper")
+    process_coef: float = 1.0  # prime: weight of the process source (the outcome's is 1)
+    norm: str = "batch"  # prime: process values divided by the batch's largest |return-to-go| ("batch") or as is
+    alpha: float = 1.0  # oprl: weight of the step-level advantage
+    ddof: int = 1  # oprl: z-score ddof
+
+
+@PROCESS_ADVANTAGES.register("prime")
+def prime(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int,
+          opts: ProcessOptions = ProcessOptions()) -> torch.Tensor:
+    """PRIME: LOO per source (process over its step ends, outcome on the last token), returns, whitening.
+    With token granularity (ends == mask) this is exactly process_rewards.prime_advantages."""
+    loo = loo_code if opts.loo_form == "code" else loo_paper
+    scores = batch_norm_scores(values, ends)[0] if opts.norm == "batch" else values * ends
+    last = last_token_mask(mask)
+    out = last * outcome.to(values.dtype)[:, None]
+    r = opts.process_coef * loo(scores, ends, k) + loo(out, last, k)
+    r = torch.where(mask.bool(), r, torch.zeros_like(r))
+    returns = torch.flip(torch.cumsum(torch.flip(r, [-1]), -1), [-1]) * mask
+    return masked_whiten(returns, mask)
+
+
+@PROCESS_ADVANTAGES.register("oprl")
+def oprl(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int,
+         opts: ProcessOptions = ProcessOptions()) -> torch.Tensor:
+    """iStar (paper form) per group of k rows: z(outcome) + alpha * z(step values), broadcast to step tokens."""
+    n = values.shape[0]
+    assert n % k == 0, f"OPRL needs contiguous groups of K={k} rows; got {n} rows"
+    step_adv = torch.zeros_like(values)
+    for g in range(0, n, k):
+        e = ends[g:g + k].bool()
+        rows, cols = e.nonzero(as_tuple=True)  # row-major: a trajectory's steps in order
+        if len(rows) < 2:
+            continue
+        a = oprl_advantages_paper(values[g:g + k][rows, cols], rows, outcome[g:g + k], alpha=opts.alpha, ddof=opts.ddof)
+        step_adv[g + rows, cols] = a.to(values.dtype)
+    return broadcast_steps(step_adv, ends, mask)

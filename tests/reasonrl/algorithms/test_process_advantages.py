@@ -1,0 +1,170 @@
+"""Process rewards on the batch grid: steps on tokens, Clip / Delta on the implicit PRM's prefix scores,
+the G-RA gate, and the prime / oprl estimators, against hand-computed numbers and algorithm_vectors.json."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from reasonrl.algorithms.process_advantages import (PROCESS_ADVANTAGES, ProcessOptions, broadcast_steps,
+                                                    close_last_step, gate_rows, prefix_probs, process_values,
+                                                    step_index, step_sums)
+from reasonrl.algorithms.process_rewards import prime_advantages
+from tests.conftest import padded
+
+
+def close(a, b, tol=1e-6):
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    assert torch.allclose(a, b, atol=tol, rtol=0), (a, b)
+
+
+MASK = torch.tensor([[0, 1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 0, 0, 0]], dtype=torch.float64)
+ENDS = torch.tensor([[0, 0, 1, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0, 0]], dtype=torch.float64)
+
+
+def test_last_step_is_closed_on_the_last_valid_token():
+    # row 0: ends at 2, 4; the tokens 5 (e.g. EOS) join the last step, which now ends at 5
+    # row 1: its only end is at 2, but token 3 is valid: the step ends at 3
+    ends = close_last_step(ENDS, MASK)
+    assert ends.tolist() == [[0, 0, 1, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0, 0]]
+    assert close_last_step(torch.zeros(1, 3), torch.zeros(1, 3)).sum() == 0  # an empty row has no steps
+    assert step_index(ends, MASK).tolist() == [[-1, 0, 0, 1, 1, 1, -1], [-1, -1, 0, 0, -1, -1, -1]]
+
+
+def test_step_sums_prefix_probs_and_broadcast():
+    ends = close_last_step(ENDS, MASK)
+    x = torch.arange(7, dtype=torch.float64).repeat(2, 1)
+    # row 0: step 0 = tokens 1, 2 -> 3 on token 2; step 1 = tokens 3..5 -> 12 on token 5; row 1: 2 + 3 = 5 on token 3
+    assert step_sums(x, ends, MASK).tolist() == [[0, 0, 3, 0, 0, 12, 0], [0, 0, 0, 5, 0, 0, 0]]
+    p = prefix_probs(x, ends, MASK, beta=0.1)
+    close(p[0, [2, 5]], [1 / (1 + math.exp(-0.3)), 1 / (1 + math.exp(-1.5))])
+    assert p[0, [0, 1, 3, 4, 6]].abs().sum() == 0
+    b = broadcast_steps(step_sums(x, ends, MASK), ends, MASK)
+    assert b.tolist() == [[0, 3, 3, 12, 12, 12, 0], [0, 0, 5, 5, 0, 0, 0]]
+
+
+def test_clip_and_delta_on_prefix_scores_reproduce_the_vectors(vectors):
+    """q built so the implicit PRM's prefix scores are the vector's p = [0.9, 0.3, 0.6, 0.95], one token per step."""
+    v = vectors["clip_delta"]
+    p = torch.tensor(v["inputs"]["prm_step_scores"], dtype=torch.float64)
+    beta, eta = 0.05, v["inputs"]["eta"]
+    cum = torch.log(p / (1 - p)) / beta
+    q = torch.diff(cum, prepend=torch.zeros(1))[None]
+    mask = torch.ones_like(q)
+    close(prefix_probs(q, mask, mask, beta)[0], p)
+    for mode in ("clip", "delta", "clip_delta"):
+        close(process_values(q, mask, mask, beta=beta, shaping=mode, eta=eta)[0], v["outputs"][mode]["refined_process_reward"])
+    close(process_values(q, mask, mask, beta=beta, shaping="none")[0], beta * q[0])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_batch_process_returns_are_bounded_and_repeated_steps_never_pay(seed):
+    """For random q and step layouts, the process return of every response stays inside the shaping's
+    bound, and repeating a step (same prefix score: a repeated step's q sums to zero) never raises it."""
+    rng = random.Random(seed)
+    eta, beta = 0.5, 0.5
+    k = rng.randint(1, 6)
+    qs = [rng.uniform(-8, 8) for _ in range(k)]
+    repeat_at = rng.randrange(k)
+    grown = qs[: repeat_at + 1] + [0.0] * rng.randint(1, 5) + qs[repeat_at + 1:]
+    bounds = {"clip": (-len(grown) * eta, 0.0), "delta": (-1.0, 1.0), "clip_delta": (-eta, eta)}
+    for mode, (lo, hi) in bounds.items():
+        totals = []
+        for steps in (qs, grown):
+            q = torch.tensor(steps, dtype=torch.float64)[None]
+            total = process_values(q, torch.ones_like(q), torch.ones_like(q), beta=beta, shaping=mode, eta=eta).sum()
+            assert lo - 1e-9 <= total <= hi + 1e-9, (mode, steps, total)
+            totals.append(float(total))
+        assert totals[1] <= totals[0] + 1e-9, (mode, qs, grown, totals)
+    raw = [process_values(torch.tensor(s, dtype=torch.float64)[None], torch.ones(1, len(s)), torch.ones(1, len(s)),
+                          beta=beta, shaping="raw").sum() for s in (qs, grown)]
+    assert raw[1] > raw[0]  # what the shaping prevents: unshaped prefix scores pay for every repeat
+
+
+def test_gate_zeroes_rows_below_the_threshold():
+    values = torch.tensor([[0.5, -0.25], [0.3, 0.1], [-1.0, 2.0]])
+    assert gate_rows(values, torch.tensor([1.0, 0.0, 0.5]), 0.5).tolist() == [[0.5, -0.25], [0.0, 0.0], [-1.0, 2.0]]
+    assert torch.equal(gate_rows(values, torch.zeros(3), None), values)
+
+
+def test_prime_with_token_granularity_is_the_prime_vector(vectors):
+    p = vectors["prime"]
+    inp = p["inputs"]
+    prm, mask = padded(inp["logp_prm(pi_phi)"], 5)
+    ref, _ = padded(inp["logp_ref"], 5)
+    acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
+    k, beta = inp["K(samples per prompt)"], inp["beta"]
+    q = torch.where(mask.bool(), prm - ref, torch.zeros_like(prm))
+    values = process_values(q, mask, mask, beta=beta)
+    adv = PROCESS_ADVANTAGES.get("prime")(values, mask, acc, mask, k)
+    close(adv, prime_advantages(prm, ref, acc, mask, k), tol=1e-4)  # beta cancels in the batch norm (up to its eps)
+    expected = p["outputs"]["rloo"]["advantages_code(masked_whiten of returns)"]
+    for i, row in enumerate(expected):
+        close(adv[i, : len(row)], row, tol=1e-5)
+
+
+def test_prime_with_one_token_steps_equals_token_granularity():
+    torch.manual_seed(0)
+    mask = torch.ones(4, 5, dtype=torch.float64)
+    mask[1, 3:] = 0
+    q = torch.randn(4, 5, dtype=torch.float64) * mask
+    acc = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    by_token = PROCESS_ADVANTAGES.get("prime")(process_values(q, mask, mask, beta=0.05), mask, acc, mask, 2)
+    ends = close_last_step(mask.clone(), mask)
+    by_step = PROCESS_ADVANTAGES.get("prime")(process_values(q, ends, mask, beta=0.05), ends, acc, mask, 2)
+    close(by_step, by_token)
+
+
+def test_prime_step_granularity_by_hand():
+    """K=2, one step each from 2 tokens; process values 2 and -2 after batch-norm become 1 and -1, each
+    row's LOO (code form) is x*2 - (1 + -1) = 2x; outcomes 1, 0 give 2*1 - 1 = 1 and -1 at the last token.
+    Returns: row 0 [1+1, 1+1] = [2, 2], row 1 [-2, -2]; whitened over 4 tokens (mean 0, std 2.309)."""
+    mask = torch.ones(2, 2, dtype=torch.float64)
+    ends = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    values = torch.tensor([[0.0, 2.0], [0.0, -2.0]], dtype=torch.float64)
+    adv = PROCESS_ADVANTAGES.get("prime")(values, ends, torch.tensor([1.0, 0.0]), mask, 2)
+    std = math.sqrt(16 / 3)
+    close(adv, [[2 / std, 2 / std], [-2 / std, -2 / std]], tol=1e-5)
+
+
+def test_oprl_on_the_batch_grid_is_the_istar_vector(vectors):
+    """Each trajectory is one row of concatenated step tokens; the advantage of every token is its step's."""
+    v = vectors["oprl_istar"]
+    inp, out = v["inputs"], v["outputs"]
+    names = sorted(inp["trajectory_success"])
+    steps = {n: [r for r in inp["rows(traj, step, logp_old_tokens, logp_prm_tokens)"] if r[0] == n] for n in names}
+    width = max(sum(len(r[2]) for r in s) for s in steps.values())
+    q = torch.zeros(len(names), width, dtype=torch.float64)
+    mask, ends = torch.zeros_like(q), torch.zeros_like(q)
+    order = []  # (row, step) in the vector's row order, and the token span of each step
+    for i, n in enumerate(names):
+        t = 0
+        for _, _, old, new in steps[n]:
+            q[i, t:t + len(old)] = torch.tensor(new, dtype=torch.float64) - torch.tensor(old, dtype=torch.float64)
+            mask[i, t:t + len(old)] = 1
+            ends[i, t + len(old) - 1] = 1
+            order.append((i, t, t + len(old)))
+            t += len(old)
+    values = process_values(q, ends, mask, beta=inp["beta"])
+    close(values[ends.bool()], out["implicit_step_reward(beta*sum)"])
+    success = torch.tensor([inp["trajectory_success"][n] for n in names], dtype=torch.float64)
+    adv = PROCESS_ADVANTAGES.get("oprl")(values, ends, success, mask, len(names),
+                                         ProcessOptions(alpha=inp["alpha(step_advantage_w)"]))
+    for (i, a, b), want in zip(order, out["advantages_paper(zscore, ddof=1)"]["combined_per_step_row"]):
+        close(adv[i, a:b], [want] * (b - a), tol=1e-5)
+    assert adv[~mask.bool()].abs().sum() == 0
+
+
+@pytest.mark.parametrize("norm, returns", [("none", [[1.5, 0.75], [-1.5, -1.25]]), ("batch", [[2.0, 0.5], [-2.0, -1.5]])])
+def test_prime_norm_none_keeps_the_process_scale(norm, returns):
+    """K=2, token granularity; process 0.5 on row 0's first token, outcomes 1 / 0. By hand:
+    none:  LOO (code) x*2 - (0.25 + 0)/1 -> [0.75, -0.25], [-0.25, -0.25]; + outcome LOO +-1 on the last token
+           -> rewards [0.75, 0.75], [-0.25, -1.25] -> returns [1.5, 0.75], [-1.5, -1.25]
+    batch: values / 0.5 (the largest |return-to-go|) = [1, 0] -> LOO [1.5, -0.5], [-0.5, -0.5] -> returns [2, 0.5], [-2, -1.5]"""
+    mask = torch.ones(2, 2, dtype=torch.float64)
+    values = torch.tensor([[0.5, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    adv = PROCESS_ADVANTAGES.get("prime")(values, mask, torch.tensor([1.0, 0.0]), mask, 2, ProcessOptions(norm=norm))
+    r = torch.tensor(returns, dtype=torch.float64)
+    close(adv, (r - r.mean()) / r.flatten().std(), tol=1e-5)

@@ -1,0 +1,122 @@
+"""The PRM in the loop's terms: step ends from real token texts, update timing, the reference choice,
+held-out AUROC, and the config rules that guard the dense advantages."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from reasonrl.batching import collate
+from reasonrl.config import ConfigError, PrmConfig, load
+from reasonrl.models import load_model, load_tokenizer
+from reasonrl.process import build_prm, held_out_auroc, process_rewards, score_and_learn, step_ends
+from reasonrl.types import Record, Rollout, RolloutGroup
+
+
+def group(tok, prompt: str, responses: list[str]) -> RolloutGroup:
+    rollouts = []
+    for text in responses:
+        ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        rollouts.append(Rollout(ids, [0.0] * len(ids), text, "eos"))
+    return RolloutGroup(Record(prompt, "7"), tok(prompt, add_special_tokens=False)["input_ids"], rollouts)
+
+
+@pytest.fixture()
+def setup(tiny_model_dir):
+    tok = load_tokenizer(str(tiny_model_dir))
+    torch.manual_seed(0)
+    policy = load_model(str(tiny_model_dir))
+    groups = [group(tok, "Q: 3+4\n", ["a=3\nb=7\nx=7", "a=3\nx=9", "a=1\nb=2\nc=7\nx=7", "x=9"]),
+              group(tok, "Q: 1+6\n", ["x=7", "a=6\nx=9", "x=7", "a=2\nb=9\nx=9"])]
+    batch = collate(groups, tok.pad_token_id)
+    correct = torch.tensor([g.rollouts[i].text.endswith("7") for g in groups for i in range(4)], dtype=torch.float32)
+    return tok, policy, groups, batch, correct
+
+
+def test_step_ends_sit_on_each_newline_and_the_last_step_takes_the_eos(setup):
+    tok, _, groups, batch, _ = setup
+    ends = step_ends(groups, batch, tok, "newline")
+    prompt_len = len(groups[0].prompt_ids)
+    # "a=3\nb=7\nx=7" + EOS: steps end on the two newlines (response tokens 3 and 7) and on the EOS (token 11)
+    assert ends[0].nonzero().flatten().tolist() == [prompt_len - 1 + j for j in (3, 7, 11)]
+    assert ends.sum(-1).tolist() == [3, 2, 4, 1, 1, 2, 1, 3]
+    assert (ends <= batch.loss_mask).all()
+
+
+def test_update_after_scores_with_the_pre_update_prm_and_before_with_the_updated_one(setup):
+    tok, policy, groups, batch, correct = setup
+    for update in ("after", "before"):
+        cfg = PrmConfig(enabled=True, lr=1e-2, beta=0.5, update=update)
+        prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+        q, metrics = score_and_learn(prm, batch, correct, cfg)
+        assert metrics["prm/loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # s = 0 at start
+        if update == "after":  # phi == ref when scored: every q is 0
+            assert q.abs().max() == 0
+        else:  # scored after one step: non-zero, on the response only, and rising for the correct ones
+            assert q.abs().max() > 0 and (q[batch.loss_mask == 0] == 0).all()
+            s = q.sum(-1)
+            assert s[correct.bool()].mean() > s[~correct.bool()].mean()
+    assert not any(p.requires_grad for p in prm.ref.parameters())
+    assert all(p.requires_grad for p in prm.model.parameters())
+
+
+def test_reference_policy_uses_the_sampling_policy_and_needs_no_frozen_copy(setup):
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, reference="policy", update="before", lr=1e-2)
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+    assert prm.ref is None
+    batch.logp_old = prm.logp(batch, policy) - 1.0  # a stand-in that is visibly not the PRM's own reference
+    q, _ = score_and_learn(prm, batch, correct, cfg)
+    phi = prm.logp(batch)
+    assert torch.allclose(q, (phi - batch.logp_old) * batch.loss_mask, atol=1e-6)
+
+
+def test_process_rewards_with_shaping_and_gate(setup):
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, lr=1e-2, beta=0.5, granularity="step", shaping="clip", eta=0.5, gate_threshold=1.0)
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+    out = process_rewards(prm, batch, groups, correct, correct, tok, cfg)
+    assert torch.equal(out.ends, step_ends(groups, batch, tok, "newline"))
+    assert (out.values[~out.ends.bool()] == 0).all()
+    assert (out.values <= 0).all()  # clip: no step reward is positive
+    assert (out.values[~correct.bool()] == 0).all()  # the gate: wrong answers get no process reward
+    # q is 0 at the first scoring (update=after), so p_k = 0.5 = eta and clip gives exactly 0 everywhere
+    assert out.values.abs().max() == 0 and out.metrics["process/steps"] == pytest.approx(17 / 8)
+
+
+def test_held_out_auroc_rises_once_the_prm_has_learned(setup):
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, lr=3e-3, beta=0.5, update="before")
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+    held = [group(tok, "Q: 2+5\n", [r]) for r in ("x=7", "a=5\nx=9", "b=2\nx=7", "x=9")]
+    labels = torch.tensor([1, 0, 1, 0])
+    assert held_out_auroc(prm, held, labels, tok.pad_token_id, cfg, None) == 0.5  # phi == ref: all scores tie
+    for _ in range(15):
+        score_and_learn(prm, batch, correct, cfg)
+    assert held_out_auroc(prm, held, labels, tok.pad_token_id, cfg, None) == 1.0
+
+
+def test_prm_from_a_path_must_share_the_vocabulary(setup, tiny_model_dir, tmp_path):
+    _, policy, *_ = setup
+    other = copy.deepcopy(policy)
+    other.resize_token_embeddings(policy.config.vocab_size + 3)
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="must share the policy's tokenizer"):
+        build_prm(policy, PrmConfig(enabled=True, path=str(tmp_path / "other")), dtype="float32",
+                  attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+
+
+def test_config_rules_for_dense_advantages():
+    with pytest.raises(ConfigError) as e:
+        load(["algorithm.advantage=prime"])
+    assert "algorithm.advantage='prime': dense advantages need the PRM: set prm.enabled=true" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load(["prm.enabled=true", "prm.shaping=clamp", "prm.update=during", "prm.step_split=regex:(", "prm.beta=0",
+              "algorithm.accuracy_low=0.9"])
+    msg = str(e.value)
+    for key in ("prm.shaping='clamp'", "prm.update='during'", "prm.step_split='regex:('", "prm.beta=0",
+                "algorithm.accuracy_low=0.9"):
+        assert key in msg, key
+    cfg = load(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
+    assert cfg.prm.shaping == "clip_delta"
