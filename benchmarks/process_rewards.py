@@ -1,7 +1,7 @@
 """Dense process rewards vs outcome-only GRPO on the embedded task: the implicit-PRM issue's ablation.
 
-    python benchmarks/process_rewards.py [--arms outcome prime prime_clip_delta oprl] [--seeds 0 1 2]
-                                         [--steps 100] [--eval-every 10] [key=value ...]
+    python benchmarks/process_rewards.py [--arms outcome prime_ungated prime prime_clip_delta oprl]
+                                         [--seeds 0 1 2] [--steps 60] [--eval-every 10] [key=value ...]
 
 Every arm trains the embedded default for the same steps with the same prompts and samples per step
 (extra key=value overrides go to every run). Runs go seed by seed (all arms of seed 0 first) and a run
@@ -22,8 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 ARMS = {
-    "outcome": [],
-    "prime": ["--config", "configs/math_prime.yaml"],
+    "outcome": [],  # the default: GRPO on the verifier's outcome only
+    "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null"],  # PRIME as published
+    "prime": ["--config", "configs/math_prime.yaml"],  # + the G-RA gate (the shipped config)
     "prime_clip_delta": ["--config", "configs/math_prime.yaml", "prm.granularity=step", "prm.shaping=clip_delta"],
     "oprl": ["--config", "configs/math_oprl.yaml"],
 }
@@ -56,9 +57,15 @@ def describe(run_dir: Path) -> dict:
     if "time/prm" in metrics[0]:
         out["prm_s_median"] = statistics.median(m["time/prm"] for m in metrics)
         out["prm_auroc_held_out"] = [evals[0].get("prm_auroc"), evals[-1].get("prm_auroc")]
-        out["prm_auroc_train_first_last10"] = [statistics.mean(m["prm/auroc"] for m in metrics[:10]),
-                                               statistics.mean(m["prm/auroc"] for m in metrics[-10:])]
+        out["prm_auroc_train_first_last10"] = [mean_defined(m["prm/auroc"] for m in metrics[:10]),
+                                               mean_defined(m["prm/auroc"] for m in metrics[-10:])]
     return out
+
+
+def mean_defined(values) -> float | None:
+    """Mean of the values that are defined (AUROC is undefined, logged as null, when a batch has one class)."""
+    ok = [v for v in values if v is not None and v == v]
+    return statistics.mean(ok) if ok else None
 
 
 def first_reaching(curve: dict[int, float], target: float) -> int | None:
@@ -69,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--run-dir", default="runs/bench_process")
     args, overrides = ap.parse_known_args()
