@@ -12,9 +12,10 @@ def collate(groups: list[RolloutGroup], pad_id: int, *, mask_truncated: bool = F
     loss_mask marks the targets that are response tokens (EOS included); truncated responses
     are masked out entirely when mask_truncated is set. Advantages are left zero.
     """
-    seqs, starts, ends, gids = [], [], [], []
+    seqs, starts, ends, gids, engine_lp = [], [], [], [], []
     for g, group in enumerate(groups):
         for r in group.rollouts:
+            engine_lp.append(r.logprobs)
             seqs.append(group.prompt_ids + r.response_ids)
             starts.append(len(group.prompt_ids))
             ends.append(0 if (mask_truncated and r.truncated) else len(group.prompt_ids) + len(r.response_ids))
@@ -26,6 +27,9 @@ def collate(groups: list[RolloutGroup], pad_id: int, *, mask_truncated: bool = F
         input_ids[i, : len(s)] = torch.tensor(s)
         attention_mask[i, : len(s)] = 1
     target_pos = torch.arange(1, width)[None, :]  # position of the target token predicted at t
+    logp_engine = torch.zeros((n, width - 1), dtype=torch.float32)
+    for i, (s, lp) in enumerate(zip(starts, engine_lp)):
+        logp_engine[i, s - 1: s - 1 + len(lp)] = torch.tensor(lp, dtype=torch.float32)
     loss_mask = ((target_pos >= torch.tensor(starts)[:, None]) & (target_pos < torch.tensor(ends)[:, None])).float()
     return TrainBatch(
         input_ids=input_ids,
@@ -33,6 +37,7 @@ def collate(groups: list[RolloutGroup], pad_id: int, *, mask_truncated: bool = F
         loss_mask=loss_mask,
         advantages=torch.zeros_like(loss_mask),
         group_ids=torch.tensor(gids),
+        logp_engine=logp_engine,
     )
 
 

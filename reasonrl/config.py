@@ -74,6 +74,7 @@ class VerifierConfig:
 @dataclass
 class RolloutConfig:
     engine: str = option("hf", "rollout backend: hf (transformers, any machine)")
+    logprob_warn: float = option(1e-3, "warn when the mean |engine - learner| log-prob gap of a step exceeds this (weights not synced, dtype, processors)")
     prompts_per_step: int = option(32, "B: prompts sampled per training step")
     group_size: int = option(8, "G: responses sampled per prompt")
     temperature: float = option(1.0, "sampling temperature for training rollouts")
@@ -410,6 +411,7 @@ def check(cfg: Config) -> list[str]:
     need(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
     need(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
     need(r.batch_rows >= 1, "rollout.batch_rows", r.batch_rows, "must be >= 1")
+    need(r.logprob_warn > 0, "rollout.logprob_warn", r.logprob_warn, "must be > 0")
     if a.advantage in PROCESS_ADVANTAGES:
         need(cfg.prm.enabled, "algorithm.advantage", a.advantage, "dense advantages need the PRM: set prm.enabled=true")
     elif a.advantage not in ADVANTAGES:

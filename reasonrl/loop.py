@@ -15,7 +15,7 @@ import torch
 
 from reasonrl import checkpoint
 from reasonrl.algorithms import (PROCESS_ADVANTAGES, ProcessOptions, broadcast_to_tokens, compute_advantages,
-                                 groups_with_signal, kl_in_reward, overlong_penalty)
+                                 groups_with_signal, kl_in_reward, logprob_gap, overlong_penalty)
 from reasonrl.algorithms.process_rewards import accuracy_filter
 from reasonrl.batching import collate
 from reasonrl.config import Config, to_yaml
@@ -140,6 +140,7 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             t0 = time.perf_counter()
             p.learner.fill_logprobs(batch)
             metrics["time/logprobs"] = time.perf_counter() - t0
+            metrics.update(check_logprobs(batch, cfg.rollout.logprob_warn, step, logger))
             rewards = shaped_rewards(rollouts, batch, cfg)
             process = None
             if p.prm is not None:
@@ -218,6 +219,17 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         rounds=rounds, zero_variance=zero_var, dropped_accuracy=dropped_acc, generated_tokens=tokens,
         seconds_generate=t_gen, seconds_verify=t_ver,
     )
+
+
+def check_logprobs(batch: TrainBatch, warn_above: float, step: int, logger: RunLogger) -> dict:
+    """The engine's log-probs of the sampled tokens against the learner's recomputation (logp_old):
+    they must agree when the engine serves the current weights. Logged every step; warns past the bound."""
+    mean, worst = logprob_gap(batch.logp_engine, batch.logp_old, batch.loss_mask)
+    if mean > warn_above:
+        logger.print(f"warning: step {step}: engine and learner log-probs differ by {mean:.2e} on average "
+                     f"(max {worst:.2e}, bound rollout.logprob_warn={warn_above:g}): are the engine's weights synced, "
+                     f"in the learner's dtype, and sampling without logit processors?")
+    return {"rollout/logprob_gap_mean": mean, "rollout/logprob_gap_max": worst}
 
 
 def shaped_rewards(rollouts: Rollouts, batch: TrainBatch, cfg: Config) -> torch.Tensor:

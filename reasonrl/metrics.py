@@ -6,13 +6,19 @@ metrics.jsonl has one JSON object per training step. Keys:
   accuracy/train            share of the step's rollouts the verifier marked correct
   response_length/mean      mean response length in tokens; response_length/truncated the share cut at max_new_tokens
   groups/kept, groups/zero_variance   groups trained on; groups whose rewards were all equal
-  gen_rounds                generation rounds this step (> 1 only with dynamic sampling)
+  groups/dropped_accuracy   groups the PRIME accuracy filter dropped (algorithm.accuracy_filter)
+  gen_rounds                generation rounds this step (> 1 only when a filter refills the batch)
+  rollout/logprob_gap_mean, rollout/logprob_gap_max   |engine - learner| log-prob of the sampled tokens
   verifier/<status>         counts of verifier statuses (ok, no_answer, parse_error, timeout, crash)
   adv/mean, adv/std         advantage statistics over valid tokens
   loss, pg_loss, kl, entropy, clip_frac, clip_frac_low, clip_frac_high, grad_norm, lr   from the update
   time/generate, time/verify, time/logprobs, time/update, time/step   seconds
   tokens/generated, tokens_per_s   generated tokens this step, and per second of step time
+  prm/loss, prm/accuracy, prm/auroc, prm/grad_norm   the implicit PRM (prm.enabled), before its update
+  process/return, process/return_correct, process/return_wrong, process/steps   process values per response
+  time/prm                  seconds of PRM work (reference forward, update, scoring)
   eval/accuracy, eval/response_length   greedy held-out results, on steps where evaluation ran
+  eval/prm_auroc            the PRM's AUROC on the held-out greedy answers
 """
 from __future__ import annotations
 

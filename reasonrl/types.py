@@ -78,6 +78,7 @@ class TrainBatch:
     advantages     (N, T)  per-token advantage (0 off the mask)
     logp_old       (N, T)  log-prob of the target under the policy that sampled it (learner recomputed)
     logp_ref       (N, T) | None   the same under the frozen reference, when a KL term needs it
+    logp_engine    (N, T) | None   the rollout engine's own log-prob of each sampled response token
     group_ids      (N,)    index of the prompt (uid) each row belongs to
     """
 
@@ -88,6 +89,7 @@ class TrainBatch:
     logp_old: torch.Tensor | None = None
     logp_ref: torch.Tensor | None = None
     group_ids: torch.Tensor | None = None
+    logp_engine: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -105,4 +107,5 @@ class TrainBatch:
             logp_old=cut(self.logp_old),
             logp_ref=cut(self.logp_ref),
             group_ids=None if self.group_ids is None else self.group_ids[rows],
+            logp_engine=cut(self.logp_engine),
         )

@@ -75,3 +75,13 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of softmax(logits) over the last axis: (..., V) -> (...)."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+def logprob_gap(engine: torch.Tensor, learner: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+    """(mean, max) |engine log-prob - learner log-prob| over the mask: how far the sampler's numbers are
+    from the policy being trained (unsynced weights, another dtype, processors applied). (N, T) each."""
+    m = mask.bool()
+    if not m.any():
+        return 0.0, 0.0
+    gap = (engine - learner).abs()[m]
+    return gap.mean().item(), gap.max().item()

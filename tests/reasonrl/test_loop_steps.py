@@ -82,3 +82,45 @@ def test_mask_truncated_drops_truncated_rows_from_the_loss():
     r.groups[0].rollouts[1].finish_reason = "length"
     assert collate(r.groups, 0, mask_truncated=True).loss_mask[1].sum() == 0
     assert collate(r.groups, 0, mask_truncated=False).loss_mask[1].sum() == 6
+
+
+def test_logprob_gap_is_measured_on_the_response_and_warns_past_the_bound(tiny_model_dir, tmp_path, capsys):
+    """The HF engine's log-probs match the learner's recomputation; a stale learner is caught and warned about."""
+    import copy
+
+    from reasonrl.algorithms import logprob_gap
+    from reasonrl.batching import collate
+    from reasonrl.config import LoggingConfig
+    from reasonrl.learner import Learner, LossSettings
+    from reasonrl.loop import check_logprobs
+    from reasonrl.metrics import RunLogger
+    from reasonrl.models import load_model, load_tokenizer
+    from reasonrl.rollout.hf import HFEngine
+    from reasonrl.types import Record, RolloutGroup, SamplingParams
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    model = load_model(str(tiny_model_dir))
+    engine = HFEngine(model, tok)
+    prompts = ["Compute: 1+2\n", "Compute: 30-4-5\n"]
+    outs = engine.generate(prompts, SamplingParams(n=3, temperature=1.0, max_new_tokens=10),
+                           torch.Generator().manual_seed(0))
+    batch = collate([RolloutGroup(Record(p, "0"), engine.prompt_ids(p), o) for p, o in zip(prompts, outs)],
+                    engine.pad_id)
+    learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings())
+    learner.fill_logprobs(batch)
+    mean, worst = logprob_gap(batch.logp_engine, batch.logp_old, batch.loss_mask)
+    assert mean < 1e-4 and worst < 1e-3
+    assert batch.logp_engine[batch.loss_mask == 0].abs().sum() == 0 and batch.logp_engine.abs().sum() > 0
+
+    stale = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in stale.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch.logp_old = learner.logprobs(batch, stale)  # as if the engine served other weights than the learner's
+    logger = RunLogger(tmp_path, LoggingConfig(progress=False), total_steps=1)
+    try:
+        metrics = check_logprobs(batch, 1e-3, step=7, logger=logger)
+    finally:
+        logger.close()
+    assert metrics["rollout/logprob_gap_mean"] > 1e-3 and metrics["rollout/logprob_gap_max"] >= metrics["rollout/logprob_gap_mean"]
+    assert "warning: step 7: engine and learner log-probs differ" in capsys.readouterr().out
