@@ -141,6 +141,8 @@ class TrainerConfig:
     ppo_epochs: int = option(1, "passes over each rollout batch")
     mini_batches: int = option(1, "optimizer steps per epoch (the batch is split into this many)")
     max_tokens_per_microbatch: int = option(16384, "token budget of one forward/backward (length-sorted micro-batches)")
+    packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
+    pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     seed: int = option(0, "seeds data order, sampling and initialisation")
     threads: int = option(0, "torch CPU threads (0 = leave torch's default)")
@@ -444,6 +446,7 @@ def check(cfg: Config) -> list[str]:
     need(t.mini_batches <= r.prompts_per_step * r.group_size, "trainer.mini_batches", t.mini_batches,
          f"cannot exceed the rows per step ({r.prompts_per_step * r.group_size})")
     need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch, "must be >= 1")
+    need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
     need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
     need(t.device in ("auto", "cpu", "cuda"), "trainer.device", t.device, "use auto, cpu or cuda")

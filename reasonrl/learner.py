@@ -14,6 +14,7 @@ import torch
 from reasonrl.algorithms import aggregate, clipped_surrogate, kl_penalty, masked_sum
 from reasonrl.batching import micro_batches
 from reasonrl.models import token_logprobs
+from reasonrl.packing import packed_micro_batches, packed_token_logprobs
 from reasonrl.types import TrainBatch
 
 
@@ -35,13 +36,26 @@ class LossSettings:
 class Learner:
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, *,
                  loss: LossSettings, ref: Optional[torch.nn.Module] = None, ppo_epochs: int = 1,
-                 mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0):
+                 mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0,
+                 packing: bool = False, pack_tokens: int = 4096):
         self.policy, self.ref = policy, ref
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_tokens = max_tokens_per_microbatch
         self.max_grad_norm = max_grad_norm
+        self.packing, self.pack_tokens = packing, pack_tokens
+
+    def _split(self, batch: TrainBatch) -> list[torch.Tensor]:
+        """Micro-batches: token-budget groups of rows, packed (no padding) or length-sorted padded."""
+        lengths = batch.attention_mask.sum(1)
+        if self.packing:
+            return packed_micro_batches(lengths, self.pack_tokens)
+        return micro_batches(lengths, self.max_tokens)
+
+    def _forward(self, model, mb: TrainBatch, with_entropy: bool = False):
+        fn = packed_token_logprobs if self.packing else token_logprobs
+        return fn(model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device), with_entropy=with_entropy)
 
     @property
     def device(self) -> torch.device:
@@ -54,9 +68,9 @@ class Learner:
         was_training = model.training
         model.eval()
         out = torch.zeros_like(batch.loss_mask)
-        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
+        for rows in self._split(batch):
             mb = batch.select(rows)
-            logp, _ = token_logprobs(model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device))
+            logp, _ = self._forward(model, mb)
             out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
         model.train(was_training)
         return out
@@ -90,12 +104,11 @@ class Learner:
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_frac": 0.0,
                  "clip_frac_low": 0.0, "clip_frac_high": 0.0}
         n_tok = norm["num_tokens"]
-        for rows in micro_batches(mini.attention_mask.sum(1), self.max_tokens):
+        for rows in self._split(mini):
             mb = mini.select(rows)
             dev = self.device
             mask, adv = mb.loss_mask.to(dev), mb.advantages.to(dev)
-            logp, entropy = token_logprobs(self.policy, mb.input_ids.to(dev), mb.attention_mask.to(dev),
-                                           with_entropy=True)
+            logp, entropy = self._forward(self.policy, mb, with_entropy=True)
             pg, m = clipped_surrogate(logp, mb.logp_old.to(dev), adv, mask, clip_low=s.clip_low,
                                       clip_high=s.clip_high, dual_clip=s.dual_clip)
             loss = aggregate(pg, mask, s.loss_agg, **norm)

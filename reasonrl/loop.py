@@ -111,7 +111,8 @@ def build(cfg: Config) -> Parts:
     learner = Learner(policy, optimizer, scheduler, loss=loss_settings(cfg), ref=ref,
                       ppo_epochs=cfg.trainer.ppo_epochs, mini_batches=cfg.trainer.mini_batches,
                       max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch,
-                      max_grad_norm=cfg.trainer.max_grad_norm)
+                      max_grad_norm=cfg.trainer.max_grad_norm, packing=cfg.trainer.packing,
+                      pack_tokens=cfg.trainer.pack_tokens)
     r = cfg.rollout
     return Parts(
         policy=policy, tokenizer=tokenizer, engine=ENGINES.get(r.engine)(policy, tokenizer, cfg),

@@ -1,0 +1,60 @@
+"""Padding-free packing: the rows of a micro-batch concatenated into one sequence whose position_ids
+restart at 0 for every row, so no compute is spent on padding.
+
+transformers reads the restarting position_ids (with no attention_mask) as packed sequences and keeps
+attention inside each one: variable-length kernels under flash attention, a block-diagonal mask under
+SDPA / eager. The mask is dense under SDPA, so a packed micro-batch is bounded by its own token budget.
+Outputs come back in the padded (N, S-1) target layout of models.token_logprobs, so the loss code is the
+same for both paths (tested: same log-probs, loss and gradients).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def packed_micro_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Row indices in groups whose total length fits max_tokens (longest rows first, first fit)."""
+    order = torch.argsort(lengths, descending=True, stable=True).tolist()
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        n = int(lengths[i])
+        for b, free in enumerate(room):
+            if n <= free:
+                bins[b].append(i)
+                room[b] -= n
+                break
+        else:  # a row longer than the budget gets a micro-batch of its own
+            bins.append([i])
+            room.append(max_tokens - n)
+    return [torch.tensor(sorted(b)) for b in bins]
+
+
+def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (N, S) -> packed ids (1, L), position_ids (1, L), and the packed index (N, S-1) of the
+    logit that predicts each target (-1 where the target is padding)."""
+    valid = attention_mask.bool()
+    lengths = valid.sum(1)
+    ids = input_ids[valid][None]
+    starts = torch.cumsum(lengths, 0) - lengths
+    positions = torch.arange(int(lengths.sum()), device=input_ids.device) - torch.repeat_interleave(starts, lengths)
+    t = torch.arange(input_ids.shape[1] - 1, device=input_ids.device)[None]
+    index = torch.where(t < (lengths - 1)[:, None], starts[:, None] + t, torch.full_like(t, -1))
+    return ids, positions[None], index
+
+
+def packed_token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """models.token_logprobs computed on one packed row: logp (N, S-1) [, entropy], zero on padding."""
+    ids, positions, index = pack(input_ids, attention_mask)
+    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, :-1].float()
+    logp_all = torch.log_softmax(logits, -1)
+    logp_flat = logp_all.gather(-1, ids[0, 1:, None]).squeeze(-1)
+    ok = index >= 0
+    safe = index.clamp(min=0)
+    logp = torch.where(ok, logp_flat[safe], torch.zeros((), dtype=logp_flat.dtype, device=logp_flat.device))
+    entropy = None
+    if with_entropy:
+        ent_flat = -(logp_all.exp() * logp_all).sum(-1)
+        entropy = torch.where(ok, ent_flat[safe], torch.zeros((), dtype=ent_flat.dtype, device=ent_flat.device))
+    return logp, entropy
