@@ -107,6 +107,7 @@ class AlgorithmConfig:
     overlong_buffer: int = option(0, "DAPO overlong shaping buffer L_cache in tokens (0 = off)")
     overlong_penalty: float = option(1.0, "DAPO overlong penalty factor")
     mask_truncated: bool = option(False, "drop truncated responses (no EOS) from the loss")
+    tis_cap: Optional[float] = option(None, "truncated importance sampling: weight each token's loss by min(pi_learner / pi_engine, cap) (none = off; e.g. 2 with vLLM)")
 
 
 @dataclass
@@ -430,6 +431,7 @@ def check(cfg: Config) -> list[str]:
     need(a.clip_high >= 0, "algorithm.clip_high", a.clip_high, "must be >= 0")
     need(a.dual_clip is None or a.dual_clip > 1, "algorithm.dual_clip", a.dual_clip, "must be > 1, or null to turn it off")
     need(a.kl_coef >= 0, "algorithm.kl_coef", a.kl_coef, "must be >= 0")
+    need(a.tis_cap is None or a.tis_cap >= 1, "algorithm.tis_cap", a.tis_cap, "must be >= 1, or null to turn it off")
     need(a.max_gen_batches >= 1, "algorithm.max_gen_batches", a.max_gen_batches, "must be >= 1")
     need(0 <= a.overlong_buffer < r.max_new_tokens, "algorithm.overlong_buffer", a.overlong_buffer,
          f"must be >= 0 and < rollout.max_new_tokens ({r.max_new_tokens})")

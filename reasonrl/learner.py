@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from reasonrl.algorithms import aggregate, clipped_surrogate, kl_penalty, masked_sum
+from reasonrl.algorithms import aggregate, clipped_surrogate, kl_penalty, masked_sum, truncated_is_weights
 from reasonrl.batching import micro_batches
 from reasonrl.models import token_logprobs
 from reasonrl.packing import packed_micro_batches, packed_token_logprobs
@@ -31,6 +31,7 @@ class LossSettings:
     kl_estimator: str = "k3"
     kl_in_loss: bool = True
     entropy_coef: float = 0.0
+    tis_cap: Optional[float] = None  # truncated importance weight pi_learner / pi_engine, capped (None = off)
 
 
 class Learner:
@@ -111,6 +112,8 @@ class Learner:
             logp, entropy = self._forward(self.policy, mb, with_entropy=True)
             pg, m = clipped_surrogate(logp, mb.logp_old.to(dev), adv, mask, clip_low=s.clip_low,
                                       clip_high=s.clip_high, dual_clip=s.dual_clip)
+            if s.tis_cap is not None and mb.logp_engine is not None:
+                pg = pg * truncated_is_weights(mb.logp_old.to(dev), mb.logp_engine.to(dev), s.tis_cap)
             loss = aggregate(pg, mask, s.loss_agg, **norm)
             stats["pg_loss"] += loss.item()
             if s.kl_coef > 0 and s.kl_in_loss:

@@ -317,7 +317,8 @@ def loss_settings(cfg: Config) -> LossSettings:
     a = cfg.algorithm
     return LossSettings(clip_low=a.clip_low, clip_high=a.clip_high, dual_clip=a.dual_clip, loss_agg=a.loss_agg,
                         loss_scale=a.loss_scale_factor or float(cfg.rollout.max_new_tokens), kl_coef=a.kl_coef,
-                        kl_estimator=a.kl_estimator, kl_in_loss=not a.kl_in_reward, entropy_coef=a.entropy_coef)
+                        kl_estimator=a.kl_estimator, kl_in_loss=not a.kl_in_reward, entropy_coef=a.entropy_coef,
+                        tis_cap=a.tis_cap)
 
 
 # ------------------------------------------------------------------------------- run directory

@@ -85,3 +85,10 @@ def logprob_gap(engine: torch.Tensor, learner: torch.Tensor, mask: torch.Tensor)
         return 0.0, 0.0
     gap = (engine - learner).abs()[m]
     return gap.mean().item(), gap.max().item()
+
+
+def truncated_is_weights(logp_learner: torch.Tensor, logp_engine: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance sampling for a sampler that is not exactly the learner's policy (e.g. vLLM):
+    w = min(pi_learner(y_t) / pi_engine(y_t), cap) per token, no gradient; multiply it into the per-token
+    policy loss so the update estimates the learner policy's gradient. (N, T) -> (N, T)."""
+    return torch.exp(logp_learner - logp_engine).clamp(max=cap).detach()

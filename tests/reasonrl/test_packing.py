@@ -69,3 +69,27 @@ def test_packed_learner_step_equals_the_padded_step(embedded_model_dir):
     for k in ("loss", "pg_loss", "entropy", "clip_frac"):
         assert abs(stats[0][k] - stats[1][k]) < 1e-5, (k, stats)
     assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+
+
+def test_truncated_importance_weights_by_hand_and_in_the_learner(embedded_model_dir):
+    from reasonrl.algorithms import truncated_is_weights
+
+    learner_lp = torch.log(torch.tensor([[0.5, 0.2, 0.9]]))
+    engine_lp = torch.log(torch.tensor([[0.25, 0.4, 0.1]]))
+    # ratios 2, 0.5, 9 -> capped at 3: 2, 0.5, 3
+    assert torch.allclose(truncated_is_weights(learner_lp, engine_lp, 3.0), torch.tensor([[2.0, 0.5, 3.0]]))
+
+    torch.manual_seed(0)
+    rollouts = [Rollout(torch.randint(3, 90, (n,)).tolist(), [0.0] * n, "", "eos") for n in (5, 12, 8, 3)]
+    batch = collate([RolloutGroup(Record("p", "1"), [10, 11, 12], rollouts)], pad_id=0)
+    base = load_model(str(embedded_model_dir))
+    losses = {}
+    for name, cap, shift in (("off", None, 0.0), ("synced", 2.0, 0.0), ("stale", 2.0, 0.3)):
+        model = copy.deepcopy(base)
+        learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings(tis_cap=cap))
+        learner.fill_logprobs(batch)
+        batch.logp_engine = batch.logp_old - shift * batch.loss_mask  # the engine gave lower log-probs: w = e^0.3
+        batch.advantages = batch.loss_mask.clone()
+        losses[name] = learner.update(batch, torch.Generator().manual_seed(0))["pg_loss"]
+    assert abs(losses["synced"] - losses["off"]) < 1e-6  # w = 1 when engine and learner agree
+    assert abs(losses["stale"] - losses["off"] * torch.exp(torch.tensor(0.3)).item()) < 1e-5
