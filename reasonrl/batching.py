@@ -1,8 +1,13 @@
-"""Turn rollouts into padded tensors, and split rows into token-budget micro-batches."""
+"""Turn rollouts into padded tensors, split rows into token-budget micro-batches, and run a batch
+through a model micro-batch by micro-batch (Forward)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
+from reasonrl.models import token_logprobs
+from reasonrl.packing import packed_micro_batches, packed_token_logprobs
 from reasonrl.types import RolloutGroup, TrainBatch
 
 
@@ -59,3 +64,35 @@ def micro_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
     if current:
         out.append(torch.tensor(current))
     return out
+
+
+@dataclass(frozen=True)
+class Forward:
+    """How a batch goes through a model, shared by the learner and the PRM: token-budget micro-batches,
+    padded (length-sorted) or packed without padding (reasonrl/packing.py). Outputs are (N, T) targets."""
+
+    max_tokens: int = 16384
+    packing: bool = False
+    pack_tokens: int = 4096
+
+    def split(self, batch: TrainBatch) -> list[torch.Tensor]:
+        lengths = batch.attention_mask.sum(1)
+        return packed_micro_batches(lengths, self.pack_tokens) if self.packing else micro_batches(lengths, self.max_tokens)
+
+    def logprobs(self, model: torch.nn.Module, mb: TrainBatch, *, with_entropy: bool = False):
+        """One micro-batch: (logp, entropy | None), on the model's device, with gradient if enabled."""
+        dev = next(model.parameters()).device
+        fn = packed_token_logprobs if self.packing else token_logprobs
+        return fn(model, mb.input_ids.to(dev), mb.attention_mask.to(dev), with_entropy=with_entropy)
+
+    @torch.no_grad()
+    def all_logprobs(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:
+        """(N, T) log-probs of every target under `model` in eval mode, no gradient, on the CPU."""
+        was_training = model.training
+        model.eval()
+        out = torch.zeros_like(batch.loss_mask)
+        for rows in self.split(batch):
+            logp, _ = self.logprobs(model, batch.select(rows))
+            out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
+        model.train(was_training)
+        return out

@@ -12,9 +12,7 @@ from typing import Optional
 import torch
 
 from reasonrl.algorithms import aggregate, clipped_surrogate, kl_penalty, masked_sum, truncated_is_weights
-from reasonrl.batching import micro_batches
-from reasonrl.models import token_logprobs
-from reasonrl.packing import packed_micro_batches, packed_token_logprobs
+from reasonrl.batching import Forward
 from reasonrl.types import TrainBatch
 
 
@@ -43,38 +41,17 @@ class Learner:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
-        self.max_tokens = max_tokens_per_microbatch
         self.max_grad_norm = max_grad_norm
-        self.packing, self.pack_tokens = packing, pack_tokens
-
-    def _split(self, batch: TrainBatch) -> list[torch.Tensor]:
-        """Micro-batches: token-budget groups of rows, packed (no padding) or length-sorted padded."""
-        lengths = batch.attention_mask.sum(1)
-        if self.packing:
-            return packed_micro_batches(lengths, self.pack_tokens)
-        return micro_batches(lengths, self.max_tokens)
-
-    def _forward(self, model, mb: TrainBatch, with_entropy: bool = False):
-        fn = packed_token_logprobs if self.packing else token_logprobs
-        return fn(model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device), with_entropy=with_entropy)
+        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens)
 
     @property
     def device(self) -> torch.device:
         return next(self.policy.parameters()).device
 
     # ------------------------------------------------------------------ log-probs
-    @torch.no_grad()
     def logprobs(self, batch: TrainBatch, model: torch.nn.Module) -> torch.Tensor:
         """(N, T) log-probs of every target under `model`, one forward per micro-batch."""
-        was_training = model.training
-        model.eval()
-        out = torch.zeros_like(batch.loss_mask)
-        for rows in self._split(batch):
-            mb = batch.select(rows)
-            logp, _ = self._forward(model, mb)
-            out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
-        model.train(was_training)
-        return out
+        return self.forward.all_logprobs(model, batch)
 
     def fill_logprobs(self, batch: TrainBatch) -> None:
         batch.logp_old = self.logprobs(batch, self.policy)
@@ -105,11 +82,11 @@ class Learner:
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_frac": 0.0,
                  "clip_frac_low": 0.0, "clip_frac_high": 0.0}
         n_tok = norm["num_tokens"]
-        for rows in self._split(mini):
+        for rows in self.forward.split(mini):
             mb = mini.select(rows)
             dev = self.device
             mask, adv = mb.loss_mask.to(dev), mb.advantages.to(dev)
-            logp, entropy = self._forward(self.policy, mb, with_entropy=True)
+            logp, entropy = self.forward.logprobs(self.policy, mb, with_entropy=True)
             pg, m = clipped_surrogate(logp, mb.logp_old.to(dev), adv, mask, clip_low=s.clip_low,
                                       clip_high=s.clip_high, dual_clip=s.dual_clip)
             if s.tis_cap is not None and mb.logp_engine is not None:

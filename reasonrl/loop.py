@@ -101,7 +101,7 @@ def build(cfg: Config) -> Parts:
     prm = None
     if cfg.prm.enabled:
         prm = build_prm(policy, cfg.prm, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
-                        max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch)
+                        max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch, initial_ref=ref)
     sampler, held_out = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
     updates_per_step = cfg.trainer.ppo_epochs * cfg.trainer.mini_batches
     optimizer, scheduler = build_optimizer(policy, lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay,

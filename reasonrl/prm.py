@@ -15,8 +15,7 @@ import torch
 
 from reasonrl.algorithms.masked import masked_sum
 from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss
-from reasonrl.batching import micro_batches
-from reasonrl.models import token_logprobs
+from reasonrl.batching import Forward
 from reasonrl.registry import Registry
 from reasonrl.types import TrainBatch
 
@@ -39,29 +38,19 @@ class ImplicitPRM:
                  loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384):
         self.model, self.ref = model, ref
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
-        self.max_tokens = max_tokens_per_microbatch
+        self.forward = Forward(max_tokens_per_microbatch)
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @torch.no_grad()
     def logp(self, batch: TrainBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
         """(N, T) log-probs of the targets under the PRM (or `model`), no gradient."""
         return self._logp(self.model if model is None else model, batch)
 
-    @torch.no_grad()
     def _logp(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        out = torch.zeros_like(batch.loss_mask)
-        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
-            mb = batch.select(rows)
-            logp, _ = token_logprobs(model, mb.input_ids.to(self.device), mb.attention_mask.to(self.device))
-            out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
-        model.train(was_training)
-        return out
+        return self.forward.all_logprobs(model, batch)
 
     def token_rewards(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
         """(N, T) q = log pi_phi - log pi_ref on the loss mask (multiply by beta for the process reward)."""
@@ -95,7 +84,7 @@ class ImplicitPRM:
 
     def _scores(self, mb: TrainBatch, ref: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.device
-        logp, _ = token_logprobs(self.model, mb.input_ids.to(dev), mb.attention_mask.to(dev))
+        logp, _ = self.forward.logprobs(self.model, mb)
         s = self.beta * masked_sum(logp - ref[rows, : logp.shape[1]].to(dev), mb.loss_mask.to(dev), dim=-1)
         return logp, s
 
@@ -103,7 +92,7 @@ class ImplicitPRM:
         """A mean of per-row terms: each micro-batch back-propagates its share in the same forward."""
         phi = torch.zeros_like(batch.loss_mask)
         n, total = batch.num_rows, 0.0
-        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
+        for rows in self.forward.split(batch):
             mb = batch.select(rows)
             logp, s = self._scores(mb, ref, rows)
             loss = self.loss_fn(s, acc[rows].to(s.device), mb.group_ids) * (len(rows) / n)
@@ -120,7 +109,7 @@ class ImplicitPRM:
         loss = self.loss_fn(leaf, acc, batch.group_ids)
         (grad,) = torch.autograd.grad(loss, leaf)
         self.model.train()
-        for rows in micro_batches(batch.attention_mask.sum(1), self.max_tokens):
+        for rows in self.forward.split(batch):
             _, s = self._scores(batch.select(rows), ref, rows)
             (s * grad[rows].to(s.device)).sum().backward()
         return phi, loss.item()

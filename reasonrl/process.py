@@ -34,8 +34,10 @@ class ProcessRewards:
 
 
 def build_prm(policy: torch.nn.Module, cfg: PrmConfig, *, dtype: str, attn_implementation: str,
-              max_tokens_per_microbatch: int) -> ImplicitPRM:
-    """The PRM and its reference, both starting from prm.path or from a copy of the policy's weights."""
+              max_tokens_per_microbatch: int, initial_ref: torch.nn.Module | None = None) -> ImplicitPRM:
+    """The PRM and its reference, both starting from prm.path or from a copy of the policy's weights.
+    initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
+    it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
     if cfg.path:
         model = load_model(cfg.path, dtype=dtype, attn_implementation=attn_implementation,
                            device=next(policy.parameters()).device)
@@ -45,7 +47,9 @@ def build_prm(policy: torch.nn.Module, cfg: PrmConfig, *, dtype: str, attn_imple
     else:
         model = copy.deepcopy(policy)
     model.requires_grad_(True)
-    ref = frozen_copy(model) if cfg.reference == "frozen" else None
+    ref = None
+    if cfg.reference == "frozen":
+        ref = initial_ref if (initial_ref is not None and not cfg.path) else frozen_copy(model)
     return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
                        max_tokens_per_microbatch=max_tokens_per_microbatch)
 
@@ -55,7 +59,7 @@ def reference_logp(prm: ImplicitPRM, batch: TrainBatch, cfg: PrmConfig) -> torch
         assert batch.logp_old is not None, "fill the batch's log-probs before scoring with reference=policy"
         return batch.logp_old
     if cfg.path is None and batch.logp_ref is not None:
-        return batch.logp_ref  # the KL reference is the same frozen initial policy: reuse its forward
+        return batch.logp_ref  # the KL reference is the PRM's reference (build_prm): reuse its forward
     return prm.logp(batch, prm.ref)
 
 

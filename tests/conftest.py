@@ -57,3 +57,14 @@ def embedded_model_dir() -> Path:
     path = REPO / "assets" / "tiny-math"
     assert (path / "config.json").is_file(), "the embedded default checkpoint is missing: run scripts/build_tiny_model.py"
     return path
+
+
+@pytest.fixture()
+def prime(vectors):
+    """The `prime` vectors as tensors: (outputs, logp_prm, logp_ref, mask, acc, beta, K), junk in the padding."""
+    p = vectors["prime"]
+    inp = p["inputs"]
+    prm, mask = padded(inp["logp_prm(pi_phi)"], 5)
+    ref, _ = padded(inp["logp_ref"], 5)
+    acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
+    return p["outputs"], prm, ref, mask, acc, inp["beta"], inp["K(samples per prompt)"]

@@ -12,7 +12,6 @@ from reasonrl.algorithms.process_advantages import (PROCESS_ADVANTAGES, ProcessO
                                                     close_last_step, gate_rows, prefix_probs, process_values,
                                                     step_index, step_sums)
 from reasonrl.algorithms.process_rewards import prime_advantages
-from tests.conftest import padded
 
 
 def close(a, b, tol=1e-6):
@@ -89,18 +88,13 @@ def test_gate_zeroes_rows_below_the_threshold():
     assert torch.equal(gate_rows(values, torch.zeros(3), None), values)
 
 
-def test_prime_with_token_granularity_is_the_prime_vector(vectors):
-    p = vectors["prime"]
-    inp = p["inputs"]
-    prm, mask = padded(inp["logp_prm(pi_phi)"], 5)
-    ref, _ = padded(inp["logp_ref"], 5)
-    acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
-    k, beta = inp["K(samples per prompt)"], inp["beta"]
+def test_prime_with_token_granularity_is_the_prime_vector(prime):
+    out, prm, ref, mask, acc, beta, k = prime
     q = torch.where(mask.bool(), prm - ref, torch.zeros_like(prm))
     values = process_values(q, mask, mask, beta=beta)
     adv = PROCESS_ADVANTAGES.get("prime")(values, mask, acc, mask, k)
     close(adv, prime_advantages(prm, ref, acc, mask, k), tol=1e-4)  # beta cancels in the batch norm (up to its eps)
-    expected = p["outputs"]["rloo"]["advantages_code(masked_whiten of returns)"]
+    expected = out["rloo"]["advantages_code(masked_whiten of returns)"]
     for i, row in enumerate(expected):
         close(adv[i, : len(row)], row, tol=1e-5)
 

@@ -12,7 +12,6 @@ from reasonrl.algorithms.masked import masked_whiten
 from reasonrl.algorithms.process_rewards import (accuracy_filter, batch_norm_scores, implicit_q, loo_code, loo_paper,
                                                  prime_advantages, prime_returns, prm_ce_loss, sequence_logit)
 from reasonrl.algorithms.shaping import SHAPINGS, gate, gated_levels, returns, shape, steps_to_tokens
-from tests.conftest import padded
 
 
 def close(a, b, tol=1e-6):
@@ -23,16 +22,6 @@ def close(a, b, tol=1e-6):
 
 def rows(x, mask):
     return [x[i, : int(mask[i].sum())].tolist() for i in range(x.shape[0])]
-
-
-@pytest.fixture()
-def prime(vectors):
-    p = vectors["prime"]
-    inp = p["inputs"]
-    prm, mask = padded(inp["logp_prm(pi_phi)"], 5)
-    ref, _ = padded(inp["logp_ref"], 5)
-    acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
-    return p["outputs"], prm, ref, mask, acc, inp["beta"], inp["K(samples per prompt)"]
 
 
 def test_implicit_rewards_and_ce_loss(prime):
