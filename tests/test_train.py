@@ -17,6 +17,7 @@ import train
 from reasonrl.config import load
 from reasonrl.loop import run
 from reasonrl.models import load_model
+from tests.conftest import require_vllm
 
 SMALL = ["rollout.prompts_per_step=8", "rollout.group_size=4", "rollout.max_new_tokens=48", "eval.size=16",
          "eval.every=0", "logging.progress=false", "logging.samples_per_step=32", "trainer.lr=1e-3",
@@ -59,11 +60,18 @@ DENSE = ["prm.enabled=true", "algorithm.advantage=prime", "prm.lr=1e-3", "prm.gr
          "prm.shaping=clip_delta", "algorithm.accuracy_filter=true", "algorithm.accuracy_low=0.25"]
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["outcome", "prime_prm"])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, dense):
-    """With the PRM, its weights and optimiser state must resume too, or steps 3-4 would differ."""
+VLLM = ["rollout.engine=vllm", "rollout.vllm_memory=0.2"]
+
+
+@pytest.mark.parametrize("variant", ["outcome", "prime_prm", "vllm"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, variant):
+    """With the PRM, its weights and optimiser state must resume too, or steps 3-4 would differ.
+    With vLLM, the restarted engine must be synced to the restored weights, or steps 3-4 would differ."""
+    if variant == "vllm":
+        require_vllm()
+    dense = variant == "prime_prm"
     common = ["trainer.steps=4", "checkpoint.every=2", "algorithm.kl_coef=0.01", "trainer.mini_batches=2",
-              "trainer.lr_schedule=cosine", *(DENSE if dense else [])]
+              "trainer.lr_schedule=cosine", *(DENSE if dense else []), *(VLLM if variant == "vllm" else [])]
     whole = Path(run(cfg_for(tmp_path, *common, "logging.name=whole"))["run_dir"])
 
     import reasonrl.loop as loop
@@ -93,6 +101,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, dense):
         a = load_file(str(whole / "checkpoints" / "latest" / "prm" / "model.safetensors"))
         b = load_file(str(cut / "checkpoints" / "latest" / "prm" / "model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a)
+    if variant == "vllm":  # the engine served the learner's weights after every sync
+        assert all(m["rollout/logprob_gap_mean"] < 1e-5 for m in rows(whole, "metrics.jsonl"))
 
 
 def test_bad_input_gets_clear_messages(tmp_path, capsys):

@@ -20,3 +20,7 @@ class RolloutEngine(Protocol):
     def sync_weights(self, policy: torch.nn.Module) -> None:
         """Make the engine serve the policy's current weights."""
         ...
+
+    def close(self) -> None:
+        """Free what the engine holds (its own weights, caches, files)."""
+        ...

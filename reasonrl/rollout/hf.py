@@ -44,6 +44,9 @@ class HFEngine:
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
 
+    def close(self) -> None:
+        """Nothing to free: the engine decodes with the learner's module."""
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -102,7 +105,7 @@ class HFEngine:
             for j, (row, t, l) in enumerate(zip(act_l, tok_l, lp_l)):
                 tokens[row].append(t)
                 logps[row].append(l)
-                if t == self.eos_id:
+                if t == self.eos_id and not params.ignore_eos:
                     finish[row] = "eos"
                     done.append(j)
                 elif stops and any(s in self.tokenizer.decode(tokens[row][-tail:]) for s in stops):

