@@ -8,6 +8,7 @@ import torch
 
 from reasonrl.models import token_logprobs
 from reasonrl.packing import packed_micro_batches, packed_token_logprobs
+from reasonrl.prefix import group_micro_batches, shared_prefix_logprobs
 from reasonrl.types import RolloutGroup, TrainBatch
 
 
@@ -43,6 +44,7 @@ def collate(groups: list[RolloutGroup], pad_id: int, *, mask_truncated: bool = F
         advantages=torch.zeros_like(loss_mask),
         group_ids=torch.tensor(gids),
         logp_engine=logp_engine,
+        prompt_lens=torch.tensor(starts),
     )
 
 
@@ -69,21 +71,34 @@ def micro_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
 @dataclass(frozen=True)
 class Forward:
     """How a batch goes through a model, shared by the learner and the PRM: token-budget micro-batches,
-    padded (length-sorted) or packed without padding (reasonrl/packing.py). Outputs are (N, T) targets."""
+    padded (length-sorted), packed without padding (reasonrl/packing.py), or padded with each group's
+    prompt computed once (share_prompts, reasonrl/prefix.py; not with packing). Outputs are (N, T)
+    targets; with share_prompts only the response targets are filled."""
 
     max_tokens: int = 16384
     packing: bool = False
     pack_tokens: int = 4096
+    share_prompts: bool = False
+
+    def _shared(self, batch: TrainBatch) -> bool:
+        return self.share_prompts and not self.packing and batch.prompt_lens is not None and batch.group_ids is not None
 
     def split(self, batch: TrainBatch) -> list[torch.Tensor]:
         lengths = batch.attention_mask.sum(1)
-        return packed_micro_batches(lengths, self.pack_tokens) if self.packing else micro_batches(lengths, self.max_tokens)
+        if self.packing:
+            return packed_micro_batches(lengths, self.pack_tokens)
+        if self._shared(batch):
+            return group_micro_batches(lengths, batch.group_ids, self.max_tokens)
+        return micro_batches(lengths, self.max_tokens)
 
     def logprobs(self, model: torch.nn.Module, mb: TrainBatch, *, with_entropy: bool = False):
         """One micro-batch: (logp, entropy | None), on the model's device, with gradient if enabled."""
         dev = next(model.parameters()).device
+        ids, mask = mb.input_ids.to(dev), mb.attention_mask.to(dev)
+        if self._shared(mb):
+            return shared_prefix_logprobs(model, ids, mask, mb.prompt_lens, with_entropy=with_entropy)
         fn = packed_token_logprobs if self.packing else token_logprobs
-        return fn(model, mb.input_ids.to(dev), mb.attention_mask.to(dev), with_entropy=with_entropy)
+        return fn(model, ids, mask, with_entropy=with_entropy)
 
     @torch.no_grad()
     def all_logprobs(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:

@@ -149,6 +149,7 @@ class TrainerConfig:
     max_tokens_per_microbatch: int = option(16384, "token budget of one forward/backward (length-sorted micro-batches)")
     packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")
+    share_prompts: bool = option(True, "padded path: each group's prompt goes through the model once per micro-batch (KV cache shared by its G rows), same numbers as recomputing it")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     seed: int = option(0, "seeds data order, sampling and initialisation")
     threads: int = option(0, "torch CPU threads (0 = leave torch's default)")

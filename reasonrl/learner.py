@@ -36,13 +36,13 @@ class Learner:
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, *,
                  loss: LossSettings, ref: Optional[torch.nn.Module] = None, ppo_epochs: int = 1,
                  mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0,
-                 packing: bool = False, pack_tokens: int = 4096):
+                 packing: bool = False, pack_tokens: int = 4096, share_prompts: bool = False):
         self.policy, self.ref = policy, ref
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_grad_norm = max_grad_norm
-        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens)
+        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts)
 
     @property
     def device(self) -> torch.device:
@@ -53,14 +53,28 @@ class Learner:
         """(N, T) log-probs of every target under `model`, one forward per micro-batch."""
         return self.forward.all_logprobs(model, batch)
 
-    def fill_logprobs(self, batch: TrainBatch) -> None:
-        batch.logp_old = self.logprobs(batch, self.policy)
+    def fill_logprobs(self, batch: TrainBatch, *, old: bool = True) -> None:
+        """logp_old (unless `old` is False: the update will take it from its own forward) and logp_ref."""
+        if old:
+            batch.logp_old = self.logprobs(batch, self.policy)
         if self.ref is not None:
             batch.logp_ref = self.logprobs(batch, self.ref)
 
+    @property
+    def on_policy(self) -> bool:
+        """One optimizer step per batch: the policy that sampled is the one the single update starts from."""
+        return self.ppo_epochs == 1 and self.mini_batches == 1
+
     # ------------------------------------------------------------------ update
     def update(self, batch: TrainBatch, generator: torch.Generator) -> dict[str, float]:
+        """PPO epochs x mini-batches of optimizer steps. With batch.logp_old None (on-policy only), the
+        old log-probs are the update's own forward, detached (ratio exactly 1, the same gradient), and
+        are written into batch.logp_old for the caller: one forward pass fewer per step."""
         self.policy.train()
+        if batch.logp_old is None:
+            if not self.on_policy:
+                raise ValueError("logp_old may come from the update's forward only with one optimizer step per batch")
+            return self._step(batch, capture=True)
         totals: dict[str, float] = {}
         count = 0
         for _ in range(self.ppo_epochs):
@@ -73,8 +87,9 @@ class Learner:
                 count += 1
         return {k: v / max(count, 1) for k, v in totals.items()}
 
-    def _step(self, mini: TrainBatch) -> dict[str, float]:
-        """One optimizer step on a mini-batch, accumulating micro-batch gradients."""
+    def _step(self, mini: TrainBatch, capture: bool = False) -> dict[str, float]:
+        """One optimizer step on a mini-batch, accumulating micro-batch gradients. capture: mini.logp_old
+        is filled from each micro-batch's forward (detached) before its loss uses it."""
         s = self.loss
         norm = {"num_tokens": mini.loss_mask.sum().clamp(min=1).item(), "num_seqs": float(mini.num_rows),
                 "scale": s.loss_scale}
@@ -82,11 +97,16 @@ class Learner:
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_frac": 0.0,
                  "clip_frac_low": 0.0, "clip_frac_high": 0.0}
         n_tok = norm["num_tokens"]
+        if capture:
+            mini.logp_old = torch.zeros_like(mini.loss_mask)
         for rows in self.forward.split(mini):
             mb = mini.select(rows)
             dev = self.device
             mask, adv = mb.loss_mask.to(dev), mb.advantages.to(dev)
             logp, entropy = self.forward.logprobs(self.policy, mb, with_entropy=True)
+            if capture:
+                mb.logp_old = logp.detach()
+                mini.logp_old[rows, : logp.shape[1]] = mb.logp_old.cpu().to(mini.loss_mask.dtype)
             pg, m = clipped_surrogate(logp, mb.logp_old.to(dev), adv, mask, clip_low=s.clip_low,
                                       clip_high=s.clip_high, dual_clip=s.dual_clip)
             if s.tis_cap is not None and mb.logp_engine is not None:

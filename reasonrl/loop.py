@@ -114,7 +114,7 @@ def build(cfg: Config) -> Parts:
                       ppo_epochs=cfg.trainer.ppo_epochs, mini_batches=cfg.trainer.mini_batches,
                       max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch,
                       max_grad_norm=cfg.trainer.max_grad_norm, packing=cfg.trainer.packing,
-                      pack_tokens=cfg.trainer.pack_tokens)
+                      pack_tokens=cfg.trainer.pack_tokens, share_prompts=cfg.trainer.share_prompts)
     r = cfg.rollout
     return Parts(
         policy=policy, tokenizer=tokenizer, engine=ENGINES.get(r.engine)(policy, tokenizer, cfg),
@@ -141,9 +141,11 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         if rollouts.groups:
             batch = collate(rollouts.groups, p.engine.pad_id, mask_truncated=cfg.algorithm.mask_truncated)
             t0 = time.perf_counter()
-            p.learner.fill_logprobs(batch)
+            reuse = reuse_update_logprobs(p.learner, cfg)
+            p.learner.fill_logprobs(batch, old=not reuse)
             metrics["time/logprobs"] = time.perf_counter() - t0
-            metrics.update(check_logprobs(batch, cfg.rollout.logprob_warn, step, logger))
+            if not reuse:
+                metrics.update(check_logprobs(batch, cfg.rollout.logprob_warn, step, logger))
             rewards = shaped_rewards(rollouts, batch, cfg)
             process = None
             if p.prm is not None:
@@ -157,6 +159,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             t0 = time.perf_counter()
             metrics.update(p.learner.update(batch, p.generators["update"]))
             metrics["time/update"] = time.perf_counter() - t0
+            if reuse:  # logp_old came out of the update's forward, taken before the optimizer step
+                metrics.update(check_logprobs(batch, cfg.rollout.logprob_warn, step, logger))
             p.engine.sync_weights(p.policy)
         else:
             logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
@@ -222,6 +226,14 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         rounds=rounds, zero_variance=zero_var, dropped_accuracy=dropped_acc, generated_tokens=tokens,
         seconds_generate=t_gen, seconds_verify=t_ver,
     )
+
+
+def reuse_update_logprobs(learner: Learner, cfg: Config) -> bool:
+    """Whether the old log-probs can come from the update's own forward (one pass fewer per step): only
+    on-policy (one optimizer step per batch), and only when nothing needs them before the update (the
+    OPRL PRM's reference, a KL penalty in the reward)."""
+    needed_early = (cfg.prm.enabled and cfg.prm.reference == "policy") or cfg.algorithm.kl_in_reward
+    return learner.on_policy and not needed_early
 
 
 def check_logprobs(batch: TrainBatch, warn_above: float, step: int, logger: RunLogger) -> dict:

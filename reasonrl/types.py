@@ -82,6 +82,7 @@ class TrainBatch:
     logp_ref       (N, T) | None   the same under the frozen reference, when a KL term needs it
     logp_engine    (N, T) | None   the rollout engine's own log-prob of each sampled response token
     group_ids      (N,)    index of the prompt (uid) each row belongs to
+    prompt_lens    (N,)    prompt tokens at the start of each row
     """
 
     input_ids: torch.Tensor
@@ -92,6 +93,7 @@ class TrainBatch:
     logp_ref: torch.Tensor | None = None
     group_ids: torch.Tensor | None = None
     logp_engine: torch.Tensor | None = None
+    prompt_lens: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -110,4 +112,5 @@ class TrainBatch:
             logp_ref=cut(self.logp_ref),
             group_ids=None if self.group_ids is None else self.group_ids[rows],
             logp_engine=cut(self.logp_engine),
+            prompt_lens=None if self.prompt_lens is None else self.prompt_lens[rows],
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from reasonrl.rollout import ENGINES
+from reasonrl.rollout.kv_cache import preallocated_cache
 from reasonrl.types import Rollout, SamplingParams
 
 
@@ -81,7 +82,9 @@ class HFEngine:
         input_ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in ids], device=dev)
         attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        cache = preallocated_cache(self.model, width + params.max_new_tokens)
+        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
+                         use_cache=True)
         cache = out.past_key_values
         logits = out.logits[:, -1].float()
         if n > 1:  # prefill once per prompt, then repeat each row G times (rows of a group are contiguous)

@@ -1,0 +1,91 @@
+"""The on-policy learner takes the old log-probs from its own forward: one pass fewer per step,
+the same loss, gradients and log-probs as the separate no-grad pass."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from reasonrl.batching import collate
+from reasonrl.learner import Learner, LossSettings
+from reasonrl.models import load_model
+from reasonrl.types import Record, Rollout, RolloutGroup
+
+
+def ragged_batch():
+    torch.manual_seed(0)
+    groups = []
+    for g in range(3):
+        rollouts = []
+        for _ in range(4):
+            n = int(torch.randint(2, 40, ()))
+            rollouts.append(Rollout(torch.randint(3, 90, (n,)).tolist(), [0.0] * n, "", "eos"))
+        groups.append(RolloutGroup(Record(f"p{g}", "1"), torch.randint(3, 90, (6 + 3 * g,)).tolist(), rollouts))
+    batch = collate(groups, pad_id=0)
+    batch.advantages = torch.randn(batch.loss_mask.shape, generator=torch.Generator().manual_seed(1)) * batch.loss_mask
+    return batch
+
+
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_update_without_logp_old_equals_the_two_pass_update(embedded_model_dir, packing):
+    base = load_model(str(embedded_model_dir))
+    out = {}
+    for mode in ("two_pass", "reuse"):
+        model = copy.deepcopy(base)
+        learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.1), None,
+                          loss=LossSettings(entropy_coef=0.01), max_tokens_per_microbatch=200, packing=packing)
+        batch = ragged_batch()
+        learner.fill_logprobs(batch, old=mode == "two_pass")
+        assert (batch.logp_old is None) == (mode == "reuse")
+        stats = learner.update(batch, torch.Generator().manual_seed(0))
+        out[mode] = (stats, batch.logp_old, torch.cat([p.detach().flatten() for p in model.parameters()]))
+    (s2, lp2, w2), (s1, lp1, w1) = out["two_pass"], out["reuse"]
+    for k in ("loss", "pg_loss", "entropy", "clip_frac", "grad_norm"):
+        assert abs(s1[k] - s2[k]) < 1e-5, (k, s1[k], s2[k])
+    valid = ragged_batch().attention_mask[:, 1:].bool()  # every real target, prompt tokens included
+    assert torch.allclose(lp1[valid], lp2[valid], atol=1e-5)
+    assert not torch.equal(w1, torch.cat([p.flatten() for p in base.parameters()]))  # the step moved the weights
+    assert torch.allclose(w1, w2, atol=1e-6)
+
+
+def test_reuse_is_refused_off_policy(embedded_model_dir):
+    model = load_model(str(embedded_model_dir))
+    learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.1), None, loss=LossSettings(), mini_batches=2)
+    with pytest.raises(ValueError, match="one optimizer step per batch"):
+        learner.update(ragged_batch(), torch.Generator())
+
+
+def test_group_micro_batches_keep_groups_whole_and_cover_every_row_once():
+    from reasonrl.prefix import group_micro_batches
+
+    lengths = torch.tensor([10, 30, 12, 5, 40, 41, 8, 9, 3])
+    gids = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    mbs = group_micro_batches(lengths, gids, max_tokens=130)
+    assert sorted(torch.cat(mbs).tolist()) == list(range(9))
+    for mb in mbs:
+        assert len(mb) * int(lengths[mb].max()) <= 130
+    # group 1 (longest 41, 3 rows = 123) fits alone; groups 0 and 2 together (6 x 30 = 180) do not
+    assert [sorted(mb.tolist()) for mb in mbs] == [[3, 4, 5], [0, 1, 2], [6, 7, 8]]
+    split = group_micro_batches(lengths, gids, max_tokens=90)  # group 1 alone needs 123: chunked
+    assert sorted(torch.cat(split).tolist()) == list(range(9)) and [4, 5] in [sorted(m.tolist()) for m in split]
+
+
+def test_shared_prompt_update_equals_the_padded_update(embedded_model_dir):
+    base = load_model(str(embedded_model_dir))
+    out = {}
+    for shared in (False, True):
+        model = copy.deepcopy(base)
+        learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings(entropy_coef=0.01),
+                          max_tokens_per_microbatch=200, share_prompts=shared)
+        batch = ragged_batch()
+        learner.fill_logprobs(batch)
+        batch.logp_old = batch.logp_old - 0.1 * batch.loss_mask  # ratios away from 1: clipping is exercised
+        stats = learner.update(batch, torch.Generator().manual_seed(0))
+        out[shared] = (stats, batch.logp_old, torch.cat([p.grad.flatten() for p in model.parameters()]))
+    (sp, lp_p, gp), (ss, lp_s, gs) = out[False], out[True]
+    m = ragged_batch().loss_mask.bool()
+    assert torch.allclose(lp_p[m], lp_s[m], atol=1e-5)
+    for k in ("loss", "pg_loss", "entropy", "clip_frac"):
+        assert abs(sp[k] - ss[k]) < 1e-5, (k, sp[k], ss[k])
+    assert gp.abs().sum() > 0 and torch.allclose(gp, gs, atol=1e-6, rtol=1e-4)
