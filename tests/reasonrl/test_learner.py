@@ -7,24 +7,9 @@ import copy
 import pytest
 import torch
 
-from reasonrl.batching import collate
 from reasonrl.learner import Learner, LossSettings
 from reasonrl.models import load_model
-from reasonrl.types import Record, Rollout, RolloutGroup
-
-
-def ragged_batch():
-    torch.manual_seed(0)
-    groups = []
-    for g in range(3):
-        rollouts = []
-        for _ in range(4):
-            n = int(torch.randint(2, 40, ()))
-            rollouts.append(Rollout(torch.randint(3, 90, (n,)).tolist(), [0.0] * n, "", "eos"))
-        groups.append(RolloutGroup(Record(f"p{g}", "1"), torch.randint(3, 90, (6 + 3 * g,)).tolist(), rollouts))
-    batch = collate(groups, pad_id=0)
-    batch.advantages = torch.randn(batch.loss_mask.shape, generator=torch.Generator().manual_seed(1)) * batch.loss_mask
-    return batch
+from tests.conftest import ragged_batch
 
 
 @pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])

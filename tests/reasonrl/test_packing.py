@@ -10,6 +10,7 @@ from reasonrl.learner import Learner, LossSettings
 from reasonrl.models import load_model, token_logprobs
 from reasonrl.packing import pack, packed_micro_batches, packed_token_logprobs
 from reasonrl.types import Record, Rollout, RolloutGroup
+from tests.conftest import ragged_batch
 
 
 def test_pack_layout_by_hand():
@@ -46,15 +47,7 @@ def test_packed_log_probs_equal_padded(embedded_model_dir):
 
 
 def test_packed_learner_step_equals_the_padded_step(embedded_model_dir):
-    torch.manual_seed(0)
-    groups = []
-    for g in range(3):
-        rollouts = []
-        for _ in range(4):
-            n = int(torch.randint(2, 40, ()))
-            rollouts.append(Rollout(torch.randint(3, 90, (n,)).tolist(), [0.0] * n, "", "eos"))
-        groups.append(RolloutGroup(Record(f"p{g}", "1"), torch.randint(3, 90, (6 + 3 * g,)).tolist(), rollouts))
-    batch = collate(groups, pad_id=0)
+    batch = ragged_batch()
     base = load_model(str(embedded_model_dir))
     grads, stats = [], []
     for packing in (False, True):
@@ -62,7 +55,6 @@ def test_packed_learner_step_equals_the_padded_step(embedded_model_dir):
         learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings(entropy_coef=0.01),
                           max_tokens_per_microbatch=200, packing=packing, pack_tokens=200)
         learner.fill_logprobs(batch)
-        batch.advantages = torch.randn(batch.loss_mask.shape, generator=torch.Generator().manual_seed(1)) * batch.loss_mask
         batch.logp_old = batch.logp_old - 0.1 * batch.loss_mask  # ratios away from 1, so clipping is exercised
         stats.append(learner.update(batch, torch.Generator().manual_seed(0)))
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
