@@ -79,6 +79,7 @@ class Forward:
     packing: bool = False
     pack_tokens: int = 4096
     share_prompts: bool = False
+    autocast: bool = False  # bf16 autocast around the model call (weights and gradients keep their dtype)
 
     def _shared(self, batch: TrainBatch) -> bool:
         return self.share_prompts and not self.packing and batch.prompt_lens is not None and batch.group_ids is not None
@@ -95,10 +96,11 @@ class Forward:
         """One micro-batch: (logp, entropy | None), on the model's device, with gradient if enabled."""
         dev = next(model.parameters()).device
         ids, mask = mb.input_ids.to(dev), mb.attention_mask.to(dev)
-        if self._shared(mb):
-            return shared_prefix_logprobs(model, ids, mask, mb.prompt_lens, with_entropy=with_entropy)
-        fn = packed_token_logprobs if self.packing else token_logprobs
-        return fn(model, ids, mask, with_entropy=with_entropy)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):
+            if self._shared(mb):
+                return shared_prefix_logprobs(model, ids, mask, mb.prompt_lens, with_entropy=with_entropy)
+            fn = packed_token_logprobs if self.packing else token_logprobs
+            return fn(model, ids, mask, with_entropy=with_entropy)
 
     @torch.no_grad()
     def all_logprobs(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:

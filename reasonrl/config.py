@@ -33,7 +33,7 @@ def section(cls: type, help: str) -> Any:
 class ModelConfig:
     path: str = option("assets/tiny-math", "policy checkpoint: a local HF directory (the embedded default) or a hub id")
     dtype: str = option("float32", "parameter dtype: float32 | bfloat16 | float16")
-    attn_implementation: str = option("sdpa", "transformers attention backend: sdpa | eager | flash_attention_2")
+    attn_implementation: str = option("sdpa", "transformers attention backend: sdpa | eager | flash_attention_2 (flash-attn package) | torch_varlen (PyTorch's varlen flash kernel, CUDA)")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
 
 
@@ -150,6 +150,7 @@ class TrainerConfig:
     packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")
     share_prompts: bool = option(True, "padded path: each group's prompt goes through the model once per micro-batch (KV cache shared by its G rows), same numbers as recomputing it")
+    autocast: str = option("auto", "bf16 autocast of the learner's forward passes: auto (on CUDA only) | bf16 | none; weights, gradients and optimizer stay in model.dtype")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     seed: int = option(0, "seeds data order, sampling and initialisation")
     threads: int = option(0, "torch CPU threads (0 = leave torch's default)")
@@ -388,8 +389,8 @@ def check(cfg: Config) -> list[str]:
 
     m, d, r, a, t, e, c = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.trainer, cfg.eval, cfg.checkpoint
     need(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype, "use float32, bfloat16 or float16")
-    need(m.attn_implementation in ("sdpa", "eager", "flash_attention_2"), "model.attn_implementation",
-         m.attn_implementation, "use sdpa, eager or flash_attention_2")
+    need(m.attn_implementation in ("sdpa", "eager", "flash_attention_2", "torch_varlen"), "model.attn_implementation",
+         m.attn_implementation, "use sdpa, eager, flash_attention_2 or torch_varlen")
     from reasonrl.data import FORMATS
 
     need(d.source in ("task", "file", "hf"), "data.source", d.source, "use task, file or hf")
@@ -462,6 +463,7 @@ def check(cfg: Config) -> list[str]:
     need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
     need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
+    need(t.autocast in ("auto", "bf16", "none"), "trainer.autocast", t.autocast, "use auto, bf16 or none")
     need(t.device in ("auto", "cpu", "cuda"), "trainer.device", t.device, "use auto, cpu or cuda")
     need(e.every >= 0, "eval.every", e.every, "must be >= 0")
     need(e.size >= 0, "eval.size", e.size, "must be >= 0")

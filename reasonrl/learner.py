@@ -36,13 +36,14 @@ class Learner:
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, *,
                  loss: LossSettings, ref: Optional[torch.nn.Module] = None, ppo_epochs: int = 1,
                  mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0,
-                 packing: bool = False, pack_tokens: int = 4096, share_prompts: bool = False):
+                 packing: bool = False, pack_tokens: int = 4096, share_prompts: bool = False,
+                 autocast: bool = False):
         self.policy, self.ref = policy, ref
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_grad_norm = max_grad_norm
-        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts)
+        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts, autocast)
 
     @property
     def device(self) -> torch.device:

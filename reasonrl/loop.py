@@ -114,7 +114,9 @@ def build(cfg: Config) -> Parts:
                       ppo_epochs=cfg.trainer.ppo_epochs, mini_batches=cfg.trainer.mini_batches,
                       max_tokens_per_microbatch=cfg.trainer.max_tokens_per_microbatch,
                       max_grad_norm=cfg.trainer.max_grad_norm, packing=cfg.trainer.packing,
-                      pack_tokens=cfg.trainer.pack_tokens, share_prompts=cfg.trainer.share_prompts)
+                      pack_tokens=cfg.trainer.pack_tokens, share_prompts=cfg.trainer.share_prompts,
+                      autocast=cfg.trainer.autocast == "bf16" or (cfg.trainer.autocast == "auto" and
+                                                                   next(policy.parameters()).is_cuda))
     r = cfg.rollout
     return Parts(
         policy=policy, tokenizer=tokenizer, engine=ENGINES.get(r.engine)(policy, tokenizer, cfg),

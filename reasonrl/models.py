@@ -62,6 +62,10 @@ def load_model(path: str, *, dtype: str = "float32", attn_implementation: str = 
     from transformers.utils import logging as hf_logging
 
     _check_path(path)
+    if attn_implementation == "torch_varlen":
+        from reasonrl.attention import register
+
+        register()
     hf_logging.disable_progress_bar()  # our own bar is the one that matters
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
