@@ -1,0 +1,204 @@
+"""reasonrl vs TRL's GRPOTrainer: median wall time of one GRPO step on identical work. Prints JSON.
+
+    make bench-trl-env                       # once: TRL in its own environment (benchmarks/.venv-trl)
+    python benchmarks/vs_trl.py [--steps 12] [--warmup 2] [--reps 3] [--sizes small,large]
+
+The same work for both, per step: the same model file and tokenizer, the same 8 prompts x G=8
+samples, exactly 32 new tokens per sample (reasonrl: rollout.ignore_eos; TRL: min_new_tokens),
+temperature 1, the same cheap reward (the share of digits in the response), beta = 0 (no
+reference model), token-mean loss (TRL's "dapo"), one optimiser step per batch, AdamW at the same
+learning rate and clipping, one thread each (torch.set_num_threads(1), OMP_NUM_THREADS=1). A step is
+generation + reward + update: reasonrl's logged `time/step`, TRL's time from on_step_begin to
+on_step_end. The first `--warmup` steps of every run are dropped. Runs alternate between the
+trainers (and their order flips each repetition) so a change in machine load hits both.
+
+Sizes: "small" is the embedded default checkpoint (assets/tiny-math, 0.8 M parameters, 4 layers);
+"large" is the same architecture at hidden 256 (3.9 M parameters, 4 layers), randomly initialised.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TRL_PYTHON = REPO / "benchmarks" / ".venv-trl" / "bin" / "python"
+PROMPTS, G, NEW_TOKENS, LR, CLIP = 8, 8, 32, 1e-5, 1.0
+
+
+def digit_share(text: str) -> float:
+    """The reward both trainers use: cheap, and it varies within a group."""
+    return sum(c.isdigit() for c in text) / max(len(text), 1)
+
+
+class DigitShare:
+    """digit_share as a reasonrl verifier (loaded by dotted path: benchmarks.vs_trl:DigitShare)."""
+
+    def verify(self, response: str, reference):
+        from verifiers.base import VerificationResult
+
+        score = digit_share(response)
+        return VerificationResult(score, score > 0.5, "ok")
+
+
+# ---------------------------------------------------------------- workers (one run each, in a subprocess)
+
+def reasonrl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[float]:
+    from reasonrl.config import load
+    from reasonrl.loop import run
+
+    cfg = load([f"model.path={model}", "data.source=file", f"data.path={prompts}", "data.verifier=benchmarks.vs_trl:DigitShare",
+                "verifier.workers=0", f"rollout.prompts_per_step={PROMPTS}", f"rollout.group_size={G}",
+                f"rollout.max_new_tokens={NEW_TOKENS}", "rollout.ignore_eos=true", "rollout.temperature=1.0",
+                "algorithm.loss_agg=token-mean", "algorithm.kl_coef=0", "trainer.ppo_epochs=1",
+                "trainer.mini_batches=1", f"trainer.lr={LR}", f"trainer.max_grad_norm={CLIP}", "trainer.warmup_steps=0",
+                "trainer.lr_schedule=constant", "trainer.threads=1", f"trainer.steps={steps}", "eval.size=0",
+                "checkpoint.every=0", "logging.progress=false", "logging.plots=false", "logging.samples_per_step=0",
+                f"logging.run_dir={out}", "logging.name=run"])
+    summary = run(cfg)
+    rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    return [r["time/step"] for r in rows]
+
+
+def trl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[float]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    torch.set_num_threads(1)
+    rows = [json.loads(x) for x in prompts.read_text().splitlines()]
+    data = Dataset.from_list([{"prompt": r["prompt"]} for r in rows])
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+    def reward(completions, **kw):
+        return [digit_share(c) for c in completions]
+
+    args = GRPOConfig(output_dir=str(out), per_device_train_batch_size=PROMPTS * G, num_generations=G,
+                      max_completion_length=NEW_TOKENS, generation_kwargs={"min_new_tokens": NEW_TOKENS},
+                      temperature=1.0, beta=0.0, loss_type="dapo", num_iterations=1, learning_rate=LR,
+                      max_grad_norm=CLIP, lr_scheduler_type="constant", warmup_steps=0, max_steps=steps,
+                      use_cpu=True, bf16=False, save_strategy="no", report_to="none", logging_steps=10_000,
+                      disable_tqdm=True, dataloader_num_workers=0, seed=0)
+    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=reward, args=args,
+                          train_dataset=data, processing_class=AutoTokenizer.from_pretrained(model),
+                          callbacks=[Clock()])
+    trainer.train()
+    return times
+
+
+# ---------------------------------------------------------------- driver
+
+def build_models(root: Path) -> dict[str, str]:
+    """small: the embedded checkpoint; large: its architecture at hidden 256, random init, untied."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reasonrl.models import load_tokenizer, tiny_config
+
+    small = REPO / "assets" / "tiny-math"
+    tok = load_tokenizer(str(small))
+    torch.manual_seed(0)
+    big = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden=256, layers=4, heads=4, kv_heads=2,
+                                                       intermediate=1024))
+    big.save_pretrained(root / "large")
+    tok.save_pretrained(root / "large")
+    return {"small": str(small), "large": str(root / "large")}
+
+
+def params_of(path: str) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
+        return sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def write_prompts(path: Path, steps: int) -> None:
+    from reasonrl.tasks import TASKS
+
+    task = TASKS.get("arithmetic")()
+    records = [task.train_record(0, i) for i in range(PROMPTS * (steps + 2))]
+    rows = [{"prompt": r.prompt, "reference": r.reference} for r in records]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def one_run(impl: str, model: str, prompts: Path, steps: int, root: Path) -> list[float]:
+    python = str(TRL_PYTHON) if impl == "trl" else sys.executable
+    out = Path(tempfile.mkdtemp(dir=root, prefix=f"{impl}-"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    cmd = [python, str(Path(__file__).resolve()), "--worker", impl, "--model", model, "--prompts", str(prompts),
+           "--steps", str(steps), "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} run failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["step_times"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", choices=["reasonrl", "trl"])
+    ap.add_argument("--model")
+    ap.add_argument("--prompts", type=Path)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sizes", default="small,large")
+    args = ap.parse_args()
+    if args.worker:
+        # this folder's verifiers.py would shadow the verifiers package: import from the repository root only
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+        fn = reasonrl_worker if args.worker == "reasonrl" else trl_worker
+        print(json.dumps({"step_times": fn(args.model, args.prompts, args.steps, args.out)}))
+        return
+    if not TRL_PYTHON.exists():
+        sys.exit(f"TRL's environment is missing ({TRL_PYTHON}): run `make bench-trl-env` first")
+
+    root = Path(tempfile.mkdtemp(prefix="vs-trl-"))
+    models = build_models(root)
+    prompts = root / "prompts.jsonl"
+    write_prompts(prompts, args.steps)
+    sizes = args.sizes.split(",")
+    times = {s: {"reasonrl": [], "trl": []} for s in sizes}
+    for rep in range(args.reps):
+        for size in sizes:
+            order = ["reasonrl", "trl"] if rep % 2 == 0 else ["trl", "reasonrl"]
+            for impl in order:
+                t = one_run(impl, models[size], prompts, args.steps, root)
+                times[size][impl] += t[args.warmup:]
+                print(f"rep {rep} {size} {impl}: median {statistics.median(t[args.warmup:]):.3f} s/step",
+                      file=sys.stderr)
+    result = {"work": {"prompts": PROMPTS, "group_size": G, "new_tokens": NEW_TOKENS, "threads": 1,
+                       "steps_per_run": args.steps, "warmup_dropped": args.warmup, "reps": args.reps},
+              "sizes": {}}
+    for size in sizes:
+        r, t = statistics.median(times[size]["reasonrl"]), statistics.median(times[size]["trl"])
+        result["sizes"][size] = {"params": params_of(models[size]), "reasonrl_median_s": round(r, 4),
+                                 "trl_median_s": round(t, 4), "ratio": round(r / t, 3),
+                                 "steps_measured": len(times[size]["reasonrl"])}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
