@@ -1,15 +1,17 @@
-"""Evaluate a policy on the held-out split with greedy decoding.
+"""Evaluate a policy on held-out problems with greedy decoding and search, at equal token budgets.
 
-    python evaluate.py model.path=runs/<run>/checkpoints/latest [eval.size=1000] [--config FILE.yaml]
+    python evaluate.py --config configs/eval_mcts.yaml model.path=runs/<run>/checkpoints/latest [data.path=...]
+    python evaluate.py model.path=... search.methods=[greedy,mcts] search.budgets=[256] eval.size=100
 
-Takes the same config keys as train.py (the data and eval sections choose the problems).
-Search-based methods (best-of-N, majority vote, beam, MCTS) come with the search work.
+Takes the same config keys as train.py (data and eval choose the problems) plus the `search` section:
+methods (greedy, best_of_n, majority, beam, mcts), token budgets per problem, the value function (the
+run's implicit PRM, or the verifier) and the search settings. Prints one table, writes per-problem
+results (answers, paths, tree summaries) to search.output as JSONL, and the rows as JSON last.
 """
 from __future__ import annotations
 
 import json
 import sys
-import time
 
 
 def main(argv: list[str]) -> int:
@@ -24,32 +26,18 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import torch
-
-    from reasonrl.data import DataError, build_data
-    from reasonrl.evaluation import evaluate_greedy
-    from reasonrl.models import ModelLoadError, load_model, load_tokenizer, resolve_device
-    from reasonrl.rollout import ENGINES
+    from reasonrl.data import DataError
+    from reasonrl.models import ModelLoadError
+    from search.evaluate import run, table
 
     try:
-        if cfg.trainer.threads:
-            torch.set_num_threads(cfg.trainer.threads)
-        tok = load_tokenizer(cfg.model.path)
-        model = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
-                           device=resolve_device(cfg.trainer.device))
-        _, held_out = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
-    except (ModelLoadError, DataError) as exc:
+        summary = run(cfg, log=lambda line: print(line, file=sys.stderr))
+    except (ModelLoadError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from verifiers import VerifierPool
-
-    engine = ENGINES.get(cfg.rollout.engine)(model, tok, cfg)
-    t0 = time.perf_counter()
-    with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
-                      plugins=cfg.verifier.plugins) as verifier:
-        res = evaluate_greedy(engine, verifier, held_out, cfg.eval.max_new_tokens)
-    print(json.dumps({"method": "greedy", "problems": len(held_out), "accuracy": res["accuracy"],
-                      "tokens_per_problem": res["response_length"], "seconds": round(time.perf_counter() - t0, 2)}))
+    print(f"{summary['problems']} problems" + (f"; per-problem results in {summary['output']}" if summary["output"] else ""))
+    print(table(summary["rows"]))
+    print(json.dumps(summary["rows"]))
     return 0
 
 

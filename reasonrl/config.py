@@ -134,6 +134,8 @@ class PrmConfig:
     loo_form: str = option("code", "prime: leave-one-out baseline as released (code) or as in the paper (paper)")
     norm: str = option("batch", "prime: process values / the batch's largest |return-to-go| (batch, PRIME's default) | as they are (none)")
     alpha: float = option(1.0, "oprl: weight of the step-level advantage")
+    warmstart: Optional[str] = option(None, "values.jsonl from search collection: fit the PRM to its per-step value targets before RL (needs loss=ce, reference=frozen)")
+    warmstart_epochs: int = option(2, "passes over the warm-start value targets")
 
 
 @dataclass
@@ -151,6 +153,9 @@ class TrainerConfig:
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")
     share_prompts: bool = option(True, "padded path: each group's prompt goes through the model once per micro-batch (KV cache shared by its G rows), same numbers as recomputing it")
     autocast: str = option("auto", "bf16 autocast of the learner's forward passes: auto (on CUDA only) | bf16 | none; weights, gradients and optimizer stay in model.dtype")
+    sft_path: Optional[str] = option(None, "sft.jsonl from search collection: supervised stage on verified traces before RL")
+    sft_epochs: int = option(1, "passes over the SFT traces")
+    sft_lr: float = option(1e-4, "SFT learning rate (its own AdamW)")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
     seed: int = option(0, "seeds data order, sampling and initialisation")
     threads: int = option(0, "torch CPU threads (0 = leave torch's default)")
@@ -162,6 +167,29 @@ class EvalConfig:
     every: int = option(20, "greedy held-out evaluation every N steps (0 = only before and after)")
     size: int = option(500, "held-out problems per evaluation")
     max_new_tokens: int = option(64, "most tokens per evaluation answer")
+
+
+@dataclass
+class SearchConfig:
+    methods: list = option(["greedy", "best_of_n", "majority", "beam", "mcts"], "evaluate.py methods: greedy | best_of_n | majority | beam | mcts")
+    budgets: list = option([128, 512], "generated tokens per problem each method may spend (one table block per budget)")
+    value: str = option("prm", "value function for best_of_n / beam / mcts: prm (implicit PRM Q-value) | verifier (needs references)")
+    prm_path: Optional[str] = option(None, "the PRM (none = <model.path>/prm, written by train.py with prm.enabled)")
+    prm_ref: Optional[str] = option(None, "the PRM's reference model (none = the initial model.path in the run's config.yaml)")
+    prm_beta: Optional[float] = option(None, "implicit reward scale (none = the run's prm.beta)")
+    branch: int = option(3, "candidate next steps per expansion (mcts, beam)")
+    c: float = option(1.0, "mcts exploration constant")
+    selection: str = option("puct", "mcts selection rule: puct (prior = the policy's step probability) | uct")
+    answer: str = option("visits", "mcts answer: visits (most-visited path) | value (best-valued finished node)")
+    max_simulations: int = option(64, "mcts simulations per problem at most")
+    beam_width: int = option(2, "beams kept per problem")
+    step_tokens: int = option(32, "most tokens in one reasoning step (a step ends at a newline)")
+    max_depth: int = option(8, "most steps in a solution")
+    temperature: float = option(0.7, "sampling temperature of search expansions and best-of-N / majority samples")
+    chunk: int = option(4, "samples per engine call for best_of_n / majority")
+    output: Optional[str] = option(None, "per-problem results as JSONL (none = not written)")
+    collect_dir: Optional[str] = option(None, "self-training mode: MCTS with the verifier on training problems, writing sft.jsonl and values.jsonl here instead of evaluating")
+    collect_size: int = option(200, "training problems searched in collection mode")
 
 
 @dataclass
@@ -194,6 +222,7 @@ class Config:
     prm: PrmConfig = section(PrmConfig, "implicit process reward model (dense rewards)")
     trainer: TrainerConfig = section(TrainerConfig, "optimisation")
     eval: EvalConfig = section(EvalConfig, "held-out evaluation")
+    search: SearchConfig = section(SearchConfig, "search-based evaluation (evaluate.py)")
     logging: LoggingConfig = section(LoggingConfig, "metrics and run directory")
     checkpoint: CheckpointConfig = section(CheckpointConfig, "checkpoints and resume")
 
@@ -371,6 +400,24 @@ def validate(cfg: Config) -> None:
         raise ConfigError(problems)
 
 
+def _check_search(s: SearchConfig) -> list[str]:
+    from search.methods import METHODS
+
+    p = [f"search.methods={s.methods!r}: {METHODS.unknown_message(m)}" for m in s.methods if m not in METHODS]
+    if not s.methods:
+        p.append("search.methods=[]: name at least one method, e.g. [greedy, mcts]")
+    if not s.budgets or any(not isinstance(b, int) or b < 1 for b in s.budgets):
+        p.append(f"search.budgets={s.budgets!r}: give a list of positive token counts, e.g. [128, 512]")
+    rules = [("value", s.value in ("prm", "verifier"), "use prm or verifier"),
+             ("selection", s.selection in ("puct", "uct"), "use puct or uct"),
+             ("answer", s.answer in ("visits", "value"), "use visits or value"),
+             ("branch", s.branch >= 1, "must be >= 1"), ("c", s.c >= 0, "must be >= 0"),
+             ("max_simulations", s.max_simulations >= 1, "must be >= 1"), ("beam_width", s.beam_width >= 1, "must be >= 1"),
+             ("step_tokens", s.step_tokens >= 1, "must be >= 1"), ("max_depth", s.max_depth >= 1, "must be >= 1"),
+             ("temperature", 0 < s.temperature <= 2, "must be in (0, 2]"), ("chunk", s.chunk >= 1, "must be >= 1")]
+    return p + [f"search.{k}={getattr(s, k)!r}: {fix}" for k, ok, fix in rules if not ok]
+
+
 def check(cfg: Config) -> list[str]:
     """Value ranges, cross-field rules and registered names: every problem as 'key=value: fix'."""
     from reasonrl.algorithms import ADVANTAGES, KL_ESTIMATORS, LOSS_AGGREGATIONS, PROCESS_ADVANTAGES, SHAPINGS
@@ -464,6 +511,13 @@ def check(cfg: Config) -> list[str]:
     need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
     need(t.autocast in ("auto", "bf16", "none"), "trainer.autocast", t.autocast, "use auto, bf16 or none")
+    p += _check_search(cfg.search)
+    if cfg.prm.warmstart:
+        need(cfg.prm.enabled and cfg.prm.loss == "ce" and cfg.prm.reference == "frozen", "prm.warmstart",
+             cfg.prm.warmstart, "warm-starting needs prm.enabled=true, prm.loss=ce and prm.reference=frozen")
+    need(cfg.prm.warmstart_epochs >= 1, "prm.warmstart_epochs", cfg.prm.warmstart_epochs, "must be >= 1")
+    need(t.sft_epochs >= 1, "trainer.sft_epochs", t.sft_epochs, "must be >= 1")
+    need(t.sft_lr > 0, "trainer.sft_lr", t.sft_lr, "must be > 0")
     need(t.device in ("auto", "cpu", "cuda"), "trainer.device", t.device, "use auto, cpu or cuda")
     need(e.every >= 0, "eval.every", e.every, "must be >= 0")
     need(e.size >= 0, "eval.size", e.size, "must be >= 0")

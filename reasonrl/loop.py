@@ -133,6 +133,8 @@ def build(cfg: Config) -> Parts:
 
 def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, logger: RunLogger) -> None:
     """The loop: one named step per line."""
+    if state.step == 0:
+        run_stages(p, cfg, logger)
     if state.step == 0 and p.held_out:
         state.evals.append(evaluate(p, cfg, step=0, logger=logger))
 
@@ -228,6 +230,23 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         rounds=rounds, zero_variance=zero_var, dropped_accuracy=dropped_acc, generated_tokens=tokens,
         seconds_generate=t_gen, seconds_verify=t_ver,
     )
+
+
+def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:
+    """Before RL, from search-collected data: SFT on verified traces, PRM warm start on value targets."""
+    from reasonrl.stages import prm_warmstart, sft_stage
+
+    gen = torch.Generator().manual_seed(cfg.trainer.seed + 2)
+    if cfg.trainer.sft_path:
+        m = sft_stage(p.policy, p.tokenizer, cfg.trainer.sft_path, epochs=cfg.trainer.sft_epochs,
+                      lr=cfg.trainer.sft_lr, batch_rows=64, generator=gen, pad_id=p.engine.pad_id)
+        p.engine.sync_weights(p.policy)
+        logger.print(f"SFT stage: {m['sft/rows']} traces, loss {m['sft/first_loss']:.3f} -> {m['sft/last_loss']:.3f}")
+    if cfg.prm.warmstart and p.prm is not None:
+        m = prm_warmstart(p.prm, p.tokenizer, cfg.prm.warmstart, epochs=cfg.prm.warmstart_epochs, batch_rows=64,
+                          generator=gen, pad_id=p.engine.pad_id)
+        logger.print(f"PRM warm start: {m['prm_warmstart/rows']} value targets, loss "
+                     f"{m['prm_warmstart/first_loss']:.3f} -> {m['prm_warmstart/last_loss']:.3f}")
 
 
 def reuse_update_logprobs(learner: Learner, cfg: Config) -> bool:

@@ -1,0 +1,93 @@
+"""Stages that run once before RL, from search-collected data (search/collect.py, ReST-MCTS*):
+
+* `sft_stage`: supervised fine-tuning of the policy on verified traces (sft.jsonl: prompt, response),
+  the loss on response tokens only (EOS included), its own AdamW;
+* `prm_warmstart`: the implicit PRM fitted to per-step value targets (values.jsonl: prompt, prefix,
+  target in [0, 1]) with the PRM's cross-entropy on sigmoid(beta * sum q) against the soft target.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from reasonrl.batching import collate
+from reasonrl.types import Record, Rollout, RolloutGroup
+
+
+def read_rows(path: str, fields: tuple[str, ...]) -> list[dict]:
+    """JSONL rows that carry every field; other rows are skipped and counted in the error if none is left."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{path}: not a file (write it with evaluate.py search.collect_dir=...)")
+    rows, bad = [], 0
+    for line in p.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict) and all(f in row for f in fields):
+            rows.append(row)
+        else:
+            bad += 1
+    if not rows:
+        raise ValueError(f"{path}: no usable rows with fields {fields} ({bad} malformed)")
+    return rows
+
+
+def _groups(tokenizer, pairs: list[tuple[str, str]], eos: bool) -> list[RolloutGroup]:
+    out = []
+    for prompt, response in pairs:
+        ids = tokenizer(response, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if eos else [])
+        out.append(RolloutGroup(Record(prompt, None), tokenizer(prompt, add_special_tokens=False)["input_ids"],
+                                [Rollout(ids, [0.0] * len(ids), response, "eos" if eos else "stop")]))
+    return out
+
+
+def sft_stage(policy: torch.nn.Module, tokenizer, path: str, *, epochs: int, lr: float, batch_rows: int,
+              generator: torch.Generator, pad_id: int) -> dict:
+    from reasonrl.models import token_logprobs
+
+    rows = read_rows(path, ("prompt", "response"))
+    groups = _groups(tokenizer, [(r["prompt"], r["response"]) for r in rows], eos=True)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    dev = next(policy.parameters()).device
+    policy.train()
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(groups), generator=generator).tolist()
+        for start in range(0, len(order), batch_rows):
+            batch = collate([groups[i] for i in order[start:start + batch_rows]], pad_id)
+            logp, _ = token_logprobs(policy, batch.input_ids.to(dev), batch.attention_mask.to(dev))
+            mask = batch.loss_mask.to(dev)
+            loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return {"sft/rows": len(rows), "sft/first_loss": losses[0], "sft/last_loss": losses[-1]}
+
+
+def prm_warmstart(prm, tokenizer, path: str, *, epochs: int, batch_rows: int, generator: torch.Generator,
+                  pad_id: int) -> dict:
+    rows = read_rows(path, ("prompt", "prefix", "target"))
+    rows = [r for r in rows if r["prefix"]]
+    groups = _groups(tokenizer, [(r["prompt"], r["prefix"]) for r in rows], eos=False)
+    targets = torch.tensor([float(r["target"]) for r in rows])
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(groups), generator=generator)
+        for start in range(0, len(order), batch_rows):
+            idx = order[start:start + batch_rows]
+            batch = collate([groups[i] for i in idx.tolist()], pad_id)
+            ref = prm.logp(batch, prm.ref)
+            prm.optimizer.zero_grad(set_to_none=True)
+            prm.model.train()
+            _, loss = prm._backward_separable(batch, targets[idx], ref)
+            if prm.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(prm.model.parameters(), prm.max_grad_norm)
+            prm.optimizer.step()
+            losses.append(loss)
+    return {"prm_warmstart/rows": len(rows), "prm_warmstart/first_loss": losses[0], "prm_warmstart/last_loss": losses[-1]}

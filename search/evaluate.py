@@ -1,0 +1,148 @@
+"""evaluate.py's runner: every method in search.methods at every budget in search.budgets on the
+held-out problems, one table (method, budget, accuracy, generated tokens per problem, wall time,
+problems per minute, share of time in the engine / value function / tree code), and per-problem
+results as JSONL."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from reasonrl.config import Config
+from search.methods import METHODS, NEEDS_VALUE, Context
+
+
+class Timed:
+    """Wraps a callable object's method and adds up the seconds spent in it."""
+
+    def __init__(self, target, method: str):
+        self.target, self.method, self.seconds = target, method, 0.0
+
+    def __getattr__(self, name):
+        attr = getattr(self.target, name)
+        if name != self.method:
+            return attr
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+        return timed
+
+    def __call__(self, *args, **kwargs):
+        return self.__getattr__("__call__")(*args, **kwargs)
+
+
+def run_config_of(model_path: str) -> dict:
+    """The training run's resolved config when model.path is one of its checkpoints, else {}."""
+    for parent in Path(model_path).resolve().parents[:3]:
+        if (parent / "config.yaml").is_file():
+            return OmegaConf.to_container(OmegaConf.load(parent / "config.yaml"))
+    return {}
+
+
+def build_value(cfg: Config, tokenizer, device):
+    """The implicit PRM and its reference (search.prm_path / prm_ref / prm_beta, or the training run's)."""
+    from reasonrl.models import load_model
+    from search.values import PRMValue
+
+    s, run = cfg.search, run_config_of(cfg.model.path)
+    prm_path = s.prm_path or str(Path(cfg.model.path) / "prm")
+    if not (Path(prm_path) / "config.json").is_file():
+        raise FileNotFoundError(f"no PRM at {prm_path}: train with prm.enabled=true (train.py saves it beside the "
+                                "policy) or set search.prm_path, or use search.value=verifier")
+    ref_path = s.prm_ref or (run.get("prm", {}).get("path") or run.get("model", {}).get("path"))
+    if not ref_path:
+        raise FileNotFoundError("the PRM's reference model is unknown: set search.prm_ref (the model the PRM "
+                                "started from, e.g. the initial policy)")
+    beta = s.prm_beta if s.prm_beta is not None else run.get("prm", {}).get("beta", 0.05)
+    load = lambda p: load_model(p, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,  # noqa
+                                device=device)
+    return PRMValue(load(prm_path), load(ref_path), tokenizer, beta)
+
+
+def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
+    """search.collect_dir set: ReST-MCTS* data from training problems (search/collect.py)."""
+    from search.collect import collect
+    from search.mcts import MCTSSettings
+
+    s = cfg.search
+    settings = MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens,
+                            max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations)
+    return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
+                   cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed))
+
+
+def run(cfg: Config, *, log=print) -> dict:
+    from reasonrl.data import build_data
+    from reasonrl.models import load_model, load_tokenizer, resolve_device
+    from reasonrl.rollout import ENGINES
+    from search.values import VerifierValue
+    from verifiers import VerifierPool
+
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    device = resolve_device(cfg.trainer.device)
+    tok = load_tokenizer(cfg.model.path)
+    policy = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
+                        device=device)
+    sampler, problems = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
+    engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg), "generate")
+    rows, per_problem = [], []
+    with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
+                      plugins=cfg.verifier.plugins) as verifier:
+        if cfg.search.collect_dir:
+            summary = run_collection(cfg, engine, verifier, sampler)
+            log(json.dumps(summary))
+            return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary}
+        value_fn = None
+        if NEEDS_VALUE & set(cfg.search.methods):
+            raw = build_value(cfg, tok, device) if cfg.search.value == "prm" else None
+            value_fn = Timed(raw, "__call__") if raw is not None else None
+        for budget in cfg.search.budgets:
+            for method in cfg.search.methods:
+                generator = torch.Generator().manual_seed(cfg.trainer.seed)
+                if cfg.search.value == "verifier" and method in NEEDS_VALUE:
+                    value_fn = Timed(VerifierValue(verifier, engine, cfg.eval.max_new_tokens, generator), "__call__")
+                ctx = Context(engine, value_fn, cfg.search, cfg.eval.max_new_tokens, generator)
+                engine.seconds, t0 = 0.0, time.perf_counter()
+                if value_fn is not None:
+                    value_fn.seconds = 0.0
+                results = METHODS.get(method)(ctx, problems, budget)
+                wall = time.perf_counter() - t0
+                verdicts = verifier.verify_batch([r.text for r in results], [p.reference for p in problems],
+                                                 [p.verifier for p in problems])
+                value_s = value_fn.seconds if (value_fn is not None and method in NEEDS_VALUE) else 0.0
+                row = {"method": method, "budget": budget,
+                       "accuracy": sum(v.correct for v in verdicts) / max(len(problems), 1),
+                       "tokens_per_problem": sum(r.tokens_used for r in results) / max(len(problems), 1),
+                       "wall_s": round(wall, 2), "problems_per_min": round(60 * len(problems) / max(wall, 1e-9), 1),
+                       "engine_share": round(engine.seconds / wall, 3), "value_share": round(value_s / wall, 3),
+                       "tree_share": round(max(wall - engine.seconds - value_s, 0.0) / wall, 3)}
+                rows.append(row)
+                log(json.dumps(row))
+                per_problem += [{"method": method, "budget": budget, "prompt": p.prompt, "reference": p.reference,
+                                 "response": r.text, "correct": v.correct, "tokens": r.tokens_used,
+                                 "simulations": r.simulations, "value": r.value, "path": r.path, "tree": r.tree}
+                                for p, r, v in zip(problems, results, verdicts)]
+    out = cfg.search.output
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text("".join(json.dumps(x) + "\n" for x in per_problem))
+    engine.target.close()
+    return {"problems": len(problems), "rows": rows, "output": out}
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'method':<10} {'budget':>6} {'accuracy':>8} {'tokens/problem':>14} {'wall s':>7} {'problems/min':>12} {'engine':>6} {'value':>6} {'tree':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['method']:<10} {r['budget']:>6} {100 * r['accuracy']:>7.1f}% {r['tokens_per_problem']:>14.1f} "
+                     f"{r['wall_s']:>7.1f} {r['problems_per_min']:>12.1f} {r['engine_share']:>6.0%} "
+                     f"{r['value_share']:>6.0%} {r['tree_share']:>6.0%}")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""What every step-level search shares: the token budget, terminal detection, and one batched engine
+call that proposes k candidate next steps for many (problem, node) pairs at once."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from reasonrl.types import Record, SamplingParams
+from search.tree import Node, set_priors
+from verifiers.extract import last_boxed
+
+
+@dataclass
+class Budget:
+    """Generated tokens a problem may spend (every sampled token counts, kept or not)."""
+
+    limit: int
+    used: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+def ends_solution(prefix: str, finish_reason: str) -> bool:
+    """A step ends a solution when the model stopped (EOS) or the prefix holds a closed \\boxed{}."""
+    return finish_reason == "eos" or last_boxed(prefix) is not None
+
+
+def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_tokens: int, temperature: float,
+           max_depth: int, generator: torch.Generator, stop: tuple[str, ...] = ("\n",)) -> list[list[Node]]:
+    """k sampled next steps for each job's node, attached as its children (identical texts merged).
+
+    Each step is capped at min(step_tokens, remaining budget // (k x jobs on that budget)) tokens, so a problem never spends
+    past its budget; a job whose cap is 0 gets no children. Jobs with the same cap share one engine
+    call. Returns the new children of each job (in job order)."""
+    sharing = Counter(id(b) for _, _, b in jobs)  # beam search expands several nodes on one budget
+    caps = [min(step_tokens, b.remaining // (k * sharing[id(b)])) for _, _, b in jobs]
+    out: list[list[Node]] = [[] for _ in jobs]
+    for cap in sorted({c for c in caps if c > 0}):
+        idx = [i for i, c in enumerate(caps) if c == cap]
+        prompts = [jobs[i][0].prompt + jobs[i][1].prefix_text() for i in idx]
+        params = SamplingParams(n=k, temperature=temperature, max_new_tokens=cap, stop=stop)
+        for i, group in zip(idx, engine.generate(prompts, params, generator)):
+            record, node, budget = jobs[i]
+            budget.used += sum(len(r.response_ids) for r in group)
+            seen: set[str] = set()
+            for r in group:
+                if not r.response_ids or r.text in seen:
+                    continue
+                seen.add(r.text)
+                child = node.add_child(Node(text=r.text, token_ids=list(r.response_ids), logprob=sum(r.logprobs)))
+                child.terminal = ends_solution(node.prefix_text() + r.text, r.finish_reason) or child.depth >= max_depth
+                out[i].append(child)
+            set_priors(node.children)
+    return out
+
+
+def complete(engine, record: Record, node: Node, budget: Budget, generator: torch.Generator) -> str:
+    """The node's prefix, finished greedily within what is left of the budget (nothing when it is spent)."""
+    prefix = node.prefix_text()
+    if node.terminal or budget.remaining == 0:
+        return prefix
+    r = engine.generate([record.prompt + prefix], SamplingParams(n=1, temperature=0.0,
+                        max_new_tokens=budget.remaining), generator)[0][0]
+    budget.used += len(r.response_ids)
+    return prefix + r.text

@@ -1,0 +1,109 @@
+"""MCTS over reasoning steps (ReST-MCTS*-style), batched across problems.
+
+One simulation per active problem per round:
+1. select: from the root, follow the child maximising PUCT (prior from the policy's step probability)
+   or UCT, until a leaf;
+2. a terminal leaf (a finished solution) is revisited: its value is backed up again;
+3. otherwise expand it: k candidate next steps from one engine call shared by every problem's leaf,
+   each child scored by the value function (one batched call), each child's value backed up to the root.
+A problem stops when its token budget cannot pay for another expansion, after `max_simulations`, or
+when an answer's value reaches `end_gate`. The answer is the most-visited path (or the best-valued
+finished node), finished greedily within whatever budget is left if it stops short of an answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from reasonrl.types import Record
+from search.expand import Budget, complete, expand
+from search.tree import Node, backup, puct, tree_stats, uct
+
+SELECTIONS = {"puct": puct, "uct": uct}
+
+
+@dataclass
+class SearchResult:
+    text: str  # the chosen full response
+    tokens_used: int
+    simulations: int
+    tree: dict = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)
+    value: float | None = None
+
+
+@dataclass
+class MCTSSettings:
+    branch: int = 3
+    c: float = 1.0
+    selection: str = "puct"
+    step_tokens: int = 32
+    max_depth: int = 8
+    temperature: float = 0.7
+    max_simulations: int = 64
+    end_gate: float = 1.01  # stop early when a finished answer's value reaches this (> 1: never)
+    answer: str = "visits"  # visits (most-visited path) | value (best-valued finished node)
+
+
+def select(root: Node, score: Callable[[Node, int, float], float], c: float) -> Node:
+    node = root
+    while node.children:
+        node = max(node.children, key=lambda ch: score(ch, node.visits, c))
+    return node
+
+
+def choose(root: Node, how: str) -> Node:
+    finished = [n for n in root.nodes() if n.terminal]
+    if how == "value" and finished:
+        return max(finished, key=lambda n: (n.q, n.visits))
+    node = root
+    while node.children:
+        node = max(node.children, key=lambda ch: (ch.visits, ch.q))
+    if not node.terminal and finished:  # the most-visited path stops short: take the best finished answer
+        return max(finished, key=lambda n: (n.visits, n.q))
+    return node
+
+
+def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
+         generator: torch.Generator) -> list[SearchResult]:
+    score = SELECTIONS[s.selection]
+    roots = [Node() for _ in records]
+    budgets = [Budget(budget) for _ in records]
+    sims = [0] * len(records)
+    active = set(range(len(records)))
+    for i, root in enumerate(roots):  # the root's own value: the prompt alone
+        backup(root, value_fn([records[i]], [root])[0])
+    while active:
+        jobs, revisit = [], []
+        for i in sorted(active):
+            leaf = select(roots[i], score, s.c)
+            sims[i] += 1
+            (revisit if leaf.terminal else jobs).append((i, leaf))
+        for i, leaf in revisit:
+            backup(leaf, leaf.score)
+        children = expand(engine, [(records[i], leaf, budgets[i]) for i, leaf in jobs], k=s.branch,
+                          step_tokens=s.step_tokens, temperature=s.temperature, max_depth=s.max_depth,
+                          generator=generator)
+        flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
+        for (i, leaf), kids in zip(jobs, children):
+            if not kids:  # the budget left cannot pay for this expansion: the problem is done
+                active.discard(i)
+        values = value_fn([records[i] for i, _ in flat], [ch for _, ch in flat])
+        for (i, ch), v in zip(flat, values):
+            budgets[i].used += ch.value_tokens
+            ch.score = v
+            backup(ch, v)
+        for i in list(active):
+            gate = any(n.terminal and n.score is not None and n.score >= s.end_gate for n in roots[i].nodes())
+            stuck = all(n.terminal for n in roots[i].nodes() if not n.children)
+            if budgets[i].remaining < s.branch or sims[i] >= s.max_simulations or gate or stuck:
+                active.discard(i)
+    results = []
+    for rec, root, b, n in zip(records, roots, budgets, sims):
+        node = choose(root, s.answer)
+        text = complete(engine, rec, node, b, generator)
+        results.append(SearchResult(text=text, tokens_used=b.used, simulations=n, tree=tree_stats(root),
+                                    path=[x.text for x in node.path()], value=node.score))
+    return results

@@ -1,0 +1,66 @@
+"""The evaluation methods by name: each maps (context, problems, token budget) to one SearchResult
+per problem. evaluate.py runs the ones named in search.methods."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from reasonrl.registry import Registry
+from reasonrl.types import SamplingParams
+from search.beam import BeamSettings, beam_search
+from search.mcts import MCTSSettings, SearchResult, mcts
+from search.sampling import best_of_n, majority_vote
+
+METHODS: Registry = Registry("search method")
+
+
+@dataclass
+class Context:
+    engine: object
+    value_fn: Callable | None
+    settings: object  # the search config section
+    max_new_tokens: int  # longest whole response (greedy, best-of-N, majority samples)
+    generator: torch.Generator
+
+
+@METHODS.register("greedy")
+def greedy(ctx: Context, records, budget: int) -> list[SearchResult]:
+    """One greedy answer (the budget does not apply: it is the baseline)."""
+    outs = ctx.engine.generate([r.prompt for r in records], SamplingParams(n=1, temperature=0.0,
+                               max_new_tokens=ctx.max_new_tokens), ctx.generator)
+    return [SearchResult(text=o[0].text, tokens_used=len(o[0].response_ids), simulations=1) for o in outs]
+
+
+@METHODS.register("best_of_n")
+def best_of_n_method(ctx: Context, records, budget: int) -> list[SearchResult]:
+    s = ctx.settings
+    return best_of_n(ctx.engine, ctx.value_fn, records, budget, chunk=s.chunk, max_new_tokens=ctx.max_new_tokens,
+                     temperature=s.temperature, generator=ctx.generator)
+
+
+@METHODS.register("majority")
+def majority_method(ctx: Context, records, budget: int) -> list[SearchResult]:
+    s = ctx.settings
+    return majority_vote(ctx.engine, records, budget, chunk=s.chunk, max_new_tokens=ctx.max_new_tokens,
+                         temperature=s.temperature, generator=ctx.generator)
+
+
+@METHODS.register("beam")
+def beam_method(ctx: Context, records, budget: int) -> list[SearchResult]:
+    s = ctx.settings
+    return beam_search(ctx.engine, ctx.value_fn, records, budget, BeamSettings(
+        width=s.beam_width, branch=s.branch, step_tokens=s.step_tokens, max_depth=s.max_depth,
+        temperature=s.temperature), ctx.generator)
+
+
+@METHODS.register("mcts")
+def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
+    s = ctx.settings
+    return mcts(ctx.engine, ctx.value_fn, records, budget, MCTSSettings(
+        branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, max_depth=s.max_depth,
+        temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer), ctx.generator)
+
+
+NEEDS_VALUE = {"best_of_n", "beam", "mcts"}

@@ -1,0 +1,116 @@
+"""Search on a toy world with a known best path, budget accounting, and the sampling baselines."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from search.beam import BeamSettings, beam_search
+from search.expand import Budget, expand
+from search.mcts import MCTSSettings, mcts
+from search.sampling import majority, majority_vote, pass_at_k
+from search.tree import Node, backup, puct, set_priors, uct
+from tests.search.toy import BEST, ToyEngine, toy_record, toy_value
+
+
+def test_backup_and_selection_scores_by_hand():
+    root = Node()
+    a, b = root.add_child(Node(text="a", logprob=-1.0)), root.add_child(Node(text="b", logprob=-2.0))
+    set_priors(root.children)
+    assert abs(a.prior - 1 / (1 + math.exp(-1))) < 1e-9  # softmax of (-1, -2)
+    backup(a, 0.8)
+    backup(b, 0.2)
+    backup(a, 0.4)
+    assert (root.visits, round(root.value_sum, 6), a.visits, round(a.q, 6)) == (3, 1.4, 2, 0.6)
+    # UCT: 0.6 + 1.0 * sqrt(ln 3 / 2); PUCT: 0.6 + 1.0 * P_a * sqrt(3) / 3
+    assert abs(uct(a, 3, 1.0) - (0.6 + math.sqrt(math.log(3) / 2))) < 1e-9
+    assert abs(puct(a, 3, 1.0) - (0.6 + a.prior * 3 ** 0.5 / 3)) < 1e-9
+    assert uct(Node(), 3, 1.0) == float("inf")
+
+
+@pytest.mark.parametrize("selection", ["puct", "uct"])
+def test_mcts_finds_the_best_path_that_greedy_lookahead_misses(selection):
+    engine = ToyEngine()
+    s = MCTSSettings(branch=3, c=0.5, selection=selection, max_simulations=8, step_tokens=16, max_depth=4)
+    [res] = mcts(engine, toy_value, [toy_record()], budget=10_000, s=s, generator=torch.Generator())
+    assert res.text == BEST and res.path == ["b\n", "b2\n", "\\boxed{42}"]
+    assert res.simulations <= 8
+    narrow = beam_search(engine, toy_value, [toy_record()], 10_000, BeamSettings(width=1, branch=3, step_tokens=16),
+                         torch.Generator())[0]
+    wide = beam_search(engine, toy_value, [toy_record()], 10_000, BeamSettings(width=2, branch=3, step_tokens=16),
+                       torch.Generator())[0]
+    assert narrow.text == "a\n\\boxed{1}" and wide.text == BEST  # width 1 is greedy on the value
+
+
+def test_every_generated_token_is_counted_and_the_budget_is_never_exceeded():
+    engine = ToyEngine()
+    root, budget = Node(), Budget(100)
+    kids = expand(engine, [(toy_record(), root, budget)], k=4, step_tokens=16, temperature=1.0, max_depth=4,
+                  generator=torch.Generator())[0]
+    assert [k.text for k in kids] == ["a\n", "b\n", "c\n"]  # the 4th sample repeats "a\n": merged
+    assert budget.used == 4 * 2  # all four samples were paid for
+    for limit in (1, 5, 9, 13, 40):
+        for run in (lambda b: mcts(engine, toy_value, [toy_record()], b, MCTSSettings(branch=3), torch.Generator()),
+                    lambda b: beam_search(engine, toy_value, [toy_record()], b, BeamSettings(), torch.Generator())):
+            [res] = run(limit)
+            assert res.tokens_used <= limit, (limit, res)
+
+
+def test_a_budget_that_runs_out_mid_expansion_stops_cleanly():
+    engine = ToyEngine()
+    # 3 samples x 2 tokens for the first level leaves 5 of 11; the second level's steps are capped at
+    # 5 // 3 = 1 token ("b1\n" -> "b"): truncated, not finished, and the search returns what it has
+    [res] = mcts(engine, toy_value, [toy_record()], 11, MCTSSettings(branch=3, max_simulations=50), torch.Generator())
+    assert res.tokens_used <= 11 and res.simulations >= 2
+    assert "\\boxed{42}" not in res.text  # no budget to get there
+
+
+def test_majority_vote_ties_go_to_the_answer_seen_first_and_pass_at_k_by_hand():
+    assert majority(["\\boxed{1}", "\\boxed{2}", "x", "\\boxed{2}", "\\boxed{1}"]) == 0
+    assert majority(["no", "\\boxed{5}", "\\boxed{3}", "\\boxed{3}"]) == 2
+    assert majority(["none", "here"]) is None
+    assert pass_at_k(4, 1, 2) == 0.5 and pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 3, 2) == 1.0
+    # a round draws min(3, remaining // 4) samples of 2 tokens: remaining 30, 24, 18, 12 -> 3 each; 6, 4 -> 1 each;
+    # 2 cannot pay for a 4-token sample: 14 samples, 28 tokens
+    [res] = majority_vote(ToyEngine(), [toy_record()], 30, chunk=3, max_new_tokens=4, temperature=1.0,
+                          generator=torch.Generator())
+    assert (res.tokens_used, res.simulations) == (28, 14)
+
+
+def test_rest_mcts_value_targets_match_the_reference_vector(vectors):
+    v = vectors["rest_mcts_star"]
+    tree, names = v["inputs"]["tree"], {}
+    root = Node(text="root")
+
+    def build(node, name):
+        for child in tree.get(name, []):
+            names[child] = build(node.add_child(Node(text=child)), child)
+        node.terminal = name in v["inputs"]["end_leaves"]
+        return node
+
+    build(root, "root")
+    correct = set(v["inputs"]["correct_leaves"])
+    from search.collect import value_targets
+
+    got = {n.text: t for n, t in value_targets(root, lambda n: n.text in correct).items()}
+    want = v["outputs"]["tree_value_targets"]
+    assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-9 for k in want)
+    assert value_targets(root, lambda n: False) == {}  # no correct answer anywhere: no targets
+
+
+def test_collection_writes_verified_traces_and_value_targets(tmp_path):
+    from search.collect import collect
+    from verifiers import VerifierPool
+
+    with VerifierPool({"math": {}}, workers=0) as pool:
+        summary = collect(ToyEngine(), pool, [toy_record()], 10_000, MCTSSettings(branch=3, c=0.5, max_simulations=12),
+                          str(tmp_path), max_new_tokens=16, generator=torch.Generator())
+    import json
+
+    sft = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    values = {r["prefix"]: r["target"] for r in map(json.loads, (tmp_path / "values.jsonl").read_text().splitlines())}
+    assert sft == [{"prompt": "Q:\n", "response": BEST}] and summary["solved"] == 1
+    # the route b -> b2 -> 42 (m = 2, 1, 0) rises 1/3, 2/3, 1; branches off it fall back
+    assert abs(values["b\n"] - 1 / 3) < 1e-6 and abs(values["b\nb2\n"] - 2 / 3) < 1e-6 and values[BEST] == 1.0
+    assert values["a\n"] == 0.0 and values["b\nb1\n"] < 1 / 3
