@@ -35,6 +35,12 @@ def main(argv: list[str]) -> int:
     except (ModelLoadError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if "collected" in summary:  # collection mode: what was written, not a table
+        c = summary["collected"]
+        print(f"searched {c['problems']} training problems ({c['solved']} solved, {c['tokens_per_problem']:.0f} tokens "
+              f"each): {c['sft_rows']} verified traces and {c['value_rows']} value targets in {c['dir']}")
+        print(json.dumps(c))
+        return 0
     print(f"{summary['problems']} problems" + (f"; per-problem results in {summary['output']}" if summary["output"] else ""))
     print(table(summary["rows"]))
     print(json.dumps(summary["rows"]))

@@ -137,6 +137,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         run_stages(p, cfg, logger)
     if state.step == 0 and p.held_out:
         state.evals.append(evaluate(p, cfg, step=0, logger=logger))
+    if cfg.trainer.steps == 0:  # stages only (SFT, PRM warm start): save what they produced
+        save_checkpoint(p, cfg, state, run_dir)
 
     for step in range(state.step + 1, cfg.trainer.steps + 1):
         t_step = time.perf_counter()
@@ -179,9 +181,13 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         logger.log_step(step, metrics)
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
         if step == cfg.trainer.steps or (cfg.checkpoint.every and step % cfg.checkpoint.every == 0):
-            checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer,
-                            optimizer=p.optimizer, scheduler=p.scheduler, sampler=p.sampler,
-                            generators=p.generators, keep=cfg.checkpoint.keep, prm=p.prm)
+            save_checkpoint(p, cfg, state, run_dir)
+
+
+def save_checkpoint(p: Parts, cfg: Config, state: checkpoint.TrainState, run_dir: Path) -> None:
+    checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer, optimizer=p.optimizer,
+                    scheduler=p.scheduler, sampler=p.sampler, generators=p.generators, keep=cfg.checkpoint.keep,
+                    prm=p.prm)
 
 
 # ------------------------------------------------------------------------------- the steps

@@ -40,15 +40,15 @@ def test_collected_traces_and_value_targets_feed_sft_and_the_prm_warm_start(tmp_
     data = tmp_path / "collected"
     rc = evaluate.main([f"model.path={embedded_model_dir}", f"search.collect_dir={data}", "search.collect_size=8",
                         "search.budgets=[192]", "search.max_simulations=8", "search.value=verifier", *COMMON])
-    assert rc == 0
+    assert rc == 0 and "verified traces" in capsys.readouterr().out
     sft = [json.loads(x) for x in (data / "sft.jsonl").read_text().splitlines()]
     values = [json.loads(x) for x in (data / "values.jsonl").read_text().splitlines()]
     assert sft and values and all(0 <= v["target"] <= 1 for v in values)
     assert all("\\boxed{" in r["response"] for r in sft)
-    capsys.readouterr()
-    rc = train.main(["trainer.steps=1", "rollout.prompts_per_step=4", "rollout.group_size=2", "eval.size=8",
-                     "logging.progress=false", "logging.plots=false", f"logging.run_dir={tmp_path}",
-                     f"trainer.sft_path={data / 'sft.jsonl'}", "prm.enabled=true", "algorithm.advantage=prime",
-                     f"prm.warmstart={data / 'values.jsonl'}"])
+    rc = train.main(["trainer.steps=0", "eval.size=8", "logging.progress=false", "logging.plots=false",
+                     f"logging.run_dir={tmp_path}", "logging.name=stages", f"trainer.sft_path={data / 'sft.jsonl'}",
+                     "prm.enabled=true", "algorithm.advantage=prime", f"prm.warmstart={data / 'values.jsonl'}"])
     out = capsys.readouterr().out
     assert rc == 0 and f"SFT stage: {len(sft)} traces" in out and "PRM warm start:" in out
+    latest = tmp_path / "stages" / "checkpoints" / "latest"  # steps=0: the stages' result is saved
+    assert (latest / "model.safetensors").is_file() and (latest / "prm" / "model.safetensors").is_file()
