@@ -182,6 +182,7 @@ class SearchConfig:
     selection: str = option("puct", "mcts selection rule: puct (prior = the policy's step probability) | uct")
     answer: str = option("visits", "mcts answer: visits (most-visited path) | value (best-valued finished node)")
     max_simulations: int = option(64, "mcts simulations per problem at most")
+    widen: int = option(1, "mcts: most expansions of one node (1 = once, as ReST-MCTS*; more = progressive widening: a path ending in a finished answer re-expands its deepest unfinished node)")
     beam_width: int = option(2, "beams kept per problem")
     step_tokens: int = option(32, "most tokens in one reasoning step (a step ends at a newline)")
     max_depth: int = option(8, "most steps in a solution")
@@ -412,7 +413,7 @@ def _check_search(s: SearchConfig) -> list[str]:
              ("selection", s.selection in ("puct", "uct"), "use puct or uct"),
              ("answer", s.answer in ("visits", "value"), "use visits or value"),
              ("branch", s.branch >= 1, "must be >= 1"), ("c", s.c >= 0, "must be >= 0"),
-             ("max_simulations", s.max_simulations >= 1, "must be >= 1"), ("beam_width", s.beam_width >= 1, "must be >= 1"),
+             ("max_simulations", s.max_simulations >= 1, "must be >= 1"), ("widen", s.widen >= 1, "must be >= 1"), ("beam_width", s.beam_width >= 1, "must be >= 1"),
              ("step_tokens", s.step_tokens >= 1, "must be >= 1"), ("max_depth", s.max_depth >= 1, "must be >= 1"),
              ("temperature", 0 < s.temperature <= 2, "must be in (0, 2]"), ("chunk", s.chunk >= 1, "must be >= 1")]
     return p + [f"search.{k}={getattr(s, k)!r}: {fix}" for k, ok, fix in rules if not ok]

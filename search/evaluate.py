@@ -73,7 +73,8 @@ def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
 
     s = cfg.search
     settings = MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens,
-                            max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations)
+                            max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations,
+                            widen=s.widen)
     return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
                    cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed))
 

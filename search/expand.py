@@ -46,7 +46,8 @@ def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_toke
         for i, group in zip(idx, engine.generate(prompts, params, generator)):
             record, node, budget = jobs[i]
             budget.used += sum(len(r.response_ids) for r in group)
-            seen: set[str] = set()
+            node.expansions += 1
+            seen = {c.text for c in node.children}  # a re-expansion adds only steps the node does not have
             for r in group:
                 if not r.response_ids or r.text in seen:
                     continue

@@ -45,6 +45,8 @@ class MCTSSettings:
     max_simulations: int = 64
     end_gate: float = 1.01  # stop early when a finished answer's value reaches this (> 1: never)
     answer: str = "visits"  # visits (most-visited path) | value (best-valued finished node)
+    widen: int = 1  # most expansions of one node: 1 is ReST-MCTS* (once); more re-expands a node on the path
+    # to a finished leaf instead of revisiting it, adding any new distinct steps (progressive widening)
 
 
 def select(root: Node, score: Callable[[Node, int, float], float], c: float) -> Node:
@@ -52,6 +54,16 @@ def select(root: Node, score: Callable[[Node, int, float], float], c: float) -> 
     while node.children:
         node = max(node.children, key=lambda ch: score(ch, node.visits, c))
     return node
+
+
+def widenable(leaf: Node, widen: int) -> Node | None:
+    """The deepest unfinished node on the path to `leaf` that may be expanded again, if any."""
+    node = leaf.parent
+    while node is not None:
+        if not node.terminal and node.expansions < widen:
+            return node
+        node = node.parent
+    return None
 
 
 def choose(root: Node, how: str) -> Node:
@@ -80,7 +92,11 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
         for i in sorted(active):
             leaf = select(roots[i], score, s.c)
             sims[i] += 1
-            (revisit if leaf.terminal else jobs).append((i, leaf))
+            if leaf.terminal:
+                again = widenable(leaf, s.widen)
+                (jobs.append((i, again)) if again is not None else revisit.append((i, leaf)))
+            else:
+                jobs.append((i, leaf))
         for i, leaf in revisit:
             backup(leaf, leaf.score)
         children = expand(engine, [(records[i], leaf, budgets[i]) for i, leaf in jobs], k=s.branch,
@@ -88,7 +104,7 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
                           generator=generator)
         flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
         for (i, leaf), kids in zip(jobs, children):
-            if not kids:  # the budget left cannot pay for this expansion: the problem is done
+            if not kids and budgets[i].remaining < s.branch:  # the budget cannot pay for an expansion: done
                 active.discard(i)
         values = value_fn([records[i] for i, _ in flat], [ch for _, ch in flat])
         for (i, ch), v in zip(flat, values):
@@ -97,7 +113,8 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
             backup(ch, v)
         for i in list(active):
             gate = any(n.terminal and n.score is not None and n.score >= s.end_gate for n in roots[i].nodes())
-            stuck = all(n.terminal for n in roots[i].nodes() if not n.children)
+            stuck = all(n.terminal if not n.children else n.terminal or n.expansions >= s.widen
+                        for n in roots[i].nodes())
             if budgets[i].remaining < s.branch or sims[i] >= s.max_simulations or gate or stuck:
                 active.discard(i)
     results = []

@@ -60,7 +60,7 @@ def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
     s = ctx.settings
     return mcts(ctx.engine, ctx.value_fn, records, budget, MCTSSettings(
         branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, max_depth=s.max_depth,
-        temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer), ctx.generator)
+        temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer, widen=s.widen), ctx.generator)
 
 
 NEEDS_VALUE = {"best_of_n", "beam", "mcts"}

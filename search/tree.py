@@ -22,6 +22,7 @@ class Node:
     logprob: float = 0.0  # the policy's log-probability of this step's tokens
     score: float | None = None  # the value function's estimate for the prefix ending here
     terminal: bool = False
+    expansions: int = 0  # times this node was expanded (> 1 with progressive widening)
     value_tokens: int = 0  # tokens the value function generated to score this node (a rollout), charged to the budget
 
     @property

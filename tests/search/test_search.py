@@ -43,6 +43,16 @@ def test_mcts_finds_the_best_path_that_greedy_lookahead_misses(selection):
     assert narrow.text == "a\n\\boxed{1}" and wide.text == BEST  # width 1 is greedy on the value
 
 
+def test_progressive_widening_reexpands_nodes_whose_samples_ran_out():
+    # one sample per expansion: expanded once (ReST-MCTS*), the root only ever sees its first option
+    once = mcts(ToyEngine(), toy_value, [toy_record()], 10_000, MCTSSettings(branch=1, widen=1, max_simulations=30),
+                torch.Generator())[0]
+    wide = mcts(ToyEngine(), toy_value, [toy_record()], 10_000, MCTSSettings(branch=1, widen=3, max_simulations=30),
+                torch.Generator())[0]
+    assert once.text == "a\n\\boxed{1}" and once.tree["nodes"] == 2
+    assert wide.text == BEST and wide.tree["nodes"] > 2
+
+
 def test_every_generated_token_is_counted_and_the_budget_is_never_exceeded():
     engine = ToyEngine()
     root, budget = Node(), Budget(100)

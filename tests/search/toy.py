@@ -21,10 +21,13 @@ BEST = "b\nb2\n\\boxed{42}"
 
 
 class ToyEngine:
+    """Options come in order, continuing where the last request for the same state stopped."""
+
     pad_id = 0
 
     def __init__(self):
         self.calls = 0
+        self.offset: dict[str, int] = {}
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return [ord(c) for c in prompt]
@@ -35,8 +38,9 @@ class ToyEngine:
         for p in prompts:
             state = p[len(PROMPT):]
             opts = OPTIONS.get(state, ["\\boxed{0}"])
-            group = []
-            for j in range(params.n):
+            group, start = [], self.offset.get(state, 0)
+            self.offset[state] = start + params.n
+            for j in range(start, start + params.n):
                 text = opts[j % len(opts)]
                 finish = "stop" if text.endswith("\n") else "eos"
                 ids = [ord(c) for c in text] + ([2] if finish == "eos" else [])  # EOS is a token too
