@@ -39,6 +39,9 @@ class StaleWeightsError(RuntimeError):
 def import_vllm():
     """vLLM, imported on first use with its engine core in this process (the learner's)."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    # vLLM's CPU worker pins OpenMP threads to one logical CPU per physical core; in-process that pins
+    # the learner too (on a 2-vCPU machine: to one vCPU). Colocated, the learner needs every core.
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     try:
         import vllm
     except ImportError as exc:
