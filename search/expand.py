@@ -33,9 +33,9 @@ def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_toke
            max_depth: int, generator: torch.Generator, stop: tuple[str, ...] = ("\n",)) -> list[list[Node]]:
     """k sampled next steps for each job's node, attached as its children (identical texts merged).
 
-    Each step is capped at min(step_tokens, remaining budget // (k x jobs on that budget)) tokens, so a problem never spends
-    past its budget; a job whose cap is 0 gets no children. Jobs with the same cap share one engine
-    call. Returns the new children of each job (in job order)."""
+    Each step is capped at min(step_tokens, remaining budget // (k x jobs on that budget)) tokens, so a
+    problem never spends past its budget; a job whose cap is 0 gets no children. Jobs with the same cap
+    share one engine call. Returns the new children of each job (in job order)."""
     sharing = Counter(id(b) for _, _, b in jobs)  # beam search expands several nodes on one budget
     caps = [min(step_tokens, b.remaining // (k * sharing[id(b)])) for _, _, b in jobs]
     out: list[list[Node]] = [[] for _ in jobs]
@@ -48,12 +48,13 @@ def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_toke
             budget.used += sum(len(r.response_ids) for r in group)
             node.expansions += 1
             seen = {c.text for c in node.children}  # a re-expansion adds only steps the node does not have
+            prefix = node.prefix_text()
             for r in group:
                 if not r.response_ids or r.text in seen:
                     continue
                 seen.add(r.text)
                 child = node.add_child(Node(text=r.text, token_ids=list(r.response_ids), logprob=sum(r.logprobs)))
-                child.terminal = ends_solution(node.prefix_text() + r.text, r.finish_reason) or child.depth >= max_depth
+                child.terminal = ends_solution(prefix + r.text, r.finish_reason) or child.depth >= max_depth
                 out[i].append(child)
             set_priors(node.children)
     return out

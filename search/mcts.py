@@ -85,8 +85,8 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
     budgets = [Budget(budget) for _ in records]
     sims = [0] * len(records)
     active = set(range(len(records)))
-    for i, root in enumerate(roots):  # the root's own value: the prompt alone
-        backup(root, value_fn([records[i]], [root])[0])
+    for root, v in zip(roots, value_fn(records, roots)):  # each root's own value: the prompt alone
+        backup(root, v)
     while active:
         jobs, revisit = [], []
         for i in sorted(active):
@@ -103,9 +103,6 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
                           step_tokens=s.step_tokens, temperature=s.temperature, max_depth=s.max_depth,
                           generator=generator)
         flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
-        for (i, leaf), kids in zip(jobs, children):
-            if not kids and budgets[i].remaining < s.branch:  # the budget cannot pay for an expansion: done
-                active.discard(i)
         values = value_fn([records[i] for i, _ in flat], [ch for _, ch in flat])
         for (i, ch), v in zip(flat, values):
             budgets[i].used += ch.value_tokens
@@ -113,8 +110,7 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
             backup(ch, v)
         for i in list(active):
             gate = any(n.terminal and n.score is not None and n.score >= s.end_gate for n in roots[i].nodes())
-            stuck = all(n.terminal if not n.children else n.terminal or n.expansions >= s.widen
-                        for n in roots[i].nodes())
+            stuck = all(n.terminal or (n.children and n.expansions >= s.widen) for n in roots[i].nodes())
             if budgets[i].remaining < s.branch or sims[i] >= s.max_simulations or gate or stuck:
                 active.discard(i)
     results = []

@@ -66,15 +66,16 @@ def best_of_n(engine, value_fn, records: list[Record], budget: int, *, chunk: in
               temperature: float, generator: torch.Generator) -> list[SearchResult]:
     samples, budgets = draw(engine, records, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                             temperature=temperature, generator=generator)
-    flat = [(i, Node(text=r.text, token_ids=list(r.response_ids), terminal=True)) for i, group in enumerate(samples)
-            for r in group]
-    for i, node in flat:
-        Node().add_child(node)  # a one-step path, so the value function sees the whole response as the prefix
+    flat = [(i, Node().add_child(Node(text=r.text, token_ids=list(r.response_ids), terminal=True)))
+            for i, group in enumerate(samples) for r in group]  # one-step paths: the prefix is the whole response
     values = value_fn([records[i] for i, _ in flat], [n for _, n in flat])
+    best: dict[int, tuple[float, str]] = {}
+    for (i, node), v in zip(flat, values):
+        if i not in best or v > best[i][0]:
+            best[i] = (v, node.text)
     out = []
     for i, (group, b) in enumerate(zip(samples, budgets)):
-        scored = [(v, n.text) for (j, n), v in zip(flat, values) if j == i]
-        value, text = max(scored, key=lambda x: x[0]) if scored else (None, "")
+        value, text = best.get(i, (None, ""))
         out.append(SearchResult(text=text, tokens_used=b.used, simulations=len(group), value=value))
     return out
 

@@ -11,40 +11,27 @@ from __future__ import annotations
 
 import torch
 
-from reasonrl.models import token_logprobs
-from reasonrl.types import Record, SamplingParams
+from reasonrl.algorithms import masked_sum
+from reasonrl.batching import Forward, collate
+from reasonrl.types import Record, Rollout, RolloutGroup, SamplingParams
 from search.tree import Node
 
 
 class PRMValue:
-    def __init__(self, prm: torch.nn.Module, ref: torch.nn.Module, tokenizer, beta: float, max_rows: int = 64):
-        self.prm, self.ref, self.tokenizer, self.beta, self.max_rows = prm.eval(), ref.eval(), tokenizer, beta, max_rows
+    def __init__(self, prm: torch.nn.Module, ref: torch.nn.Module, tokenizer, beta: float, max_tokens: int = 16384):
+        self.prm, self.ref, self.tokenizer, self.beta = prm.eval(), ref.eval(), tokenizer, beta
+        self.forward = Forward(max_tokens)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    @torch.no_grad()
-    def q_values(self, prompts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
-        """(N,) beta * sum over response tokens of log pi_phi - log pi_ref."""
-        out = torch.zeros(len(prompts))
-        dev = next(self.prm.parameters()).device
-        for start in range(0, len(prompts), self.max_rows):
-            rows = list(range(start, min(start + self.max_rows, len(prompts))))
-            seqs = [prompts[i] + responses[i] for i in rows]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            resp = torch.zeros((len(rows), width - 1))
-            for j, (i, s) in enumerate(zip(rows, seqs)):
-                ids[j, : len(s)], mask[j, : len(s)] = torch.tensor(s), 1
-                resp[j, len(prompts[i]) - 1: len(s) - 1] = 1
-            q = token_logprobs(self.prm, ids.to(dev), mask.to(dev))[0] - token_logprobs(self.ref, ids.to(dev), mask.to(dev))[0]
-            out[rows] = self.beta * (q.cpu() * resp).sum(1)
-        return out
-
     def __call__(self, records: list[Record], nodes: list[Node]) -> list[float]:
+        """sigmoid(beta * sum over the prefix's tokens of log pi_phi - log pi_ref), one per node."""
         if not nodes:
             return []
-        prompts = [self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in records]
-        return torch.sigmoid(self.q_values(prompts, [n.prefix_ids() for n in nodes])).tolist()
+        groups = [RolloutGroup(r, self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"],
+                               [Rollout(n.prefix_ids(), [], n.prefix_text(), "stop")]) for r, n in zip(records, nodes)]
+        batch = collate(groups, self.pad_id)
+        q = self.forward.all_logprobs(self.prm, batch) - self.forward.all_logprobs(self.ref, batch)
+        return torch.sigmoid(self.beta * masked_sum(q, batch.loss_mask, dim=-1)).tolist()
 
 
 class VerifierValue:

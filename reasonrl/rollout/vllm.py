@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from reasonrl.models import token_logprobs
 from reasonrl.rollout import ENGINES
 from reasonrl.types import Rollout, SamplingParams
 
@@ -60,14 +61,12 @@ def sync_directory(root: str | None) -> Path:
 
 @torch.no_grad()
 def sequence_logprobs(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
-    """(len(ids) - 1,) log-prob of ids[t+1] given ids[:t+1] under `model`, in float32."""
+    """(len(ids) - 1,) log-prob of ids[t+1] given ids[:t+1] under `model` (eval mode), in float32."""
     was_training = model.training
     model.eval()
     try:
-        dev = next(model.parameters()).device
-        x = torch.tensor([ids], device=dev)
-        logits = model(input_ids=x).logits[0, :-1].float()
-        return torch.log_softmax(logits, -1).gather(-1, x[0, 1:, None]).squeeze(-1).cpu()
+        x = torch.tensor([ids], device=next(model.parameters()).device)
+        return token_logprobs(model, x, torch.ones_like(x))[0][0].cpu()
     finally:
         model.train(was_training)
 

@@ -124,3 +124,32 @@ def test_collection_writes_verified_traces_and_value_targets(tmp_path):
     # the route b -> b2 -> 42 (m = 2, 1, 0) rises 1/3, 2/3, 1; branches off it fall back
     assert abs(values["b\n"] - 1 / 3) < 1e-6 and abs(values["b\nb2\n"] - 2 / 3) < 1e-6 and values[BEST] == 1.0
     assert values["a\n"] == 0.0 and values["b\nb1\n"] < 1 / 3
+
+
+def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_model_dir):
+    import copy
+
+    from reasonrl.models import load_model, load_tokenizer, token_logprobs
+    from reasonrl.types import Record
+    from search.values import PRMValue
+
+    ref, tok = load_model(str(embedded_model_dir)), load_tokenizer(str(embedded_model_dir))
+    prm = copy.deepcopy(ref)
+    with torch.no_grad():
+        prm.lm_head.weight.add_(0.3 * torch.randn(prm.lm_head.weight.shape, generator=torch.Generator().manual_seed(0)))
+    records = [Record("Compute: 12+3\n", "15"), Record("Compute: 4-7+1\n", "-2"), Record("Compute: 1+1\n", "2")]
+    nodes = []
+    for text in ("12+3=15\n", "4-7=-3\n-3+1=-2\n", ""):  # the last is a root: empty prefix, value 0.5
+        node = Node()
+        for line in filter(None, text.split("\n")):
+            node = node.add_child(Node(text=line + "\n", token_ids=tok(line + "\n", add_special_tokens=False)["input_ids"]))
+        nodes.append(node)
+    got = PRMValue(prm, ref, tok, beta=0.5, max_tokens=40)(records, nodes)  # a small budget: several micro-batches
+    for r, n, g in zip(records, nodes, got):
+        p = tok(r.prompt, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + n.prefix_ids()])
+        with torch.no_grad():
+            q = token_logprobs(prm, ids, torch.ones_like(ids))[0] - token_logprobs(ref, ids, torch.ones_like(ids))[0]
+        want = torch.sigmoid(0.5 * q[0, len(p) - 1:].sum()).item()
+        assert abs(g - want) < 1e-5, (r.prompt, g, want)
+    assert got[2] == 0.5 and got[0] != 0.5
