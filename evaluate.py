@@ -14,27 +14,10 @@ import json
 import sys
 
 
-def main(argv: list[str]) -> int:
-    from reasonrl.config import ConfigError, help_text, load
-
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        print(help_text())
-        return 0
-    try:
-        cfg = load(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from reasonrl.data import DataError
-    from reasonrl.models import ModelLoadError
+def evaluate_and_report(cfg) -> int:
     from search.evaluate import run, table
 
-    try:
-        summary = run(cfg, log=lambda line: print(line, file=sys.stderr))
-    except (ModelLoadError, DataError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = run(cfg, log=lambda line: print(line, file=sys.stderr))
     if "collected" in summary:  # collection mode: what was written, not a table
         c = summary["collected"]
         print(f"searched {c['problems']} training problems ({c['solved']} solved, {c['tokens_per_problem']:.0f} tokens "
@@ -45,6 +28,12 @@ def main(argv: list[str]) -> int:
     print(table(summary["rows"]))
     print(json.dumps(summary["rows"]))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    from reasonrl.cli import run_command
+
+    return run_command(argv, __doc__, evaluate_and_report, search=True)
 
 
 if __name__ == "__main__":

@@ -11,31 +11,10 @@ import json
 import sys
 
 
-def main(argv: list[str]) -> int:
-    from reasonrl.config import ConfigError, help_text, load
-
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        print(help_text())
-        return 0
-    try:
-        cfg = load(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    from reasonrl.data import DataError
+def train_and_report(cfg) -> int:
     from reasonrl.loop import run
-    from reasonrl.models import ModelLoadError
 
-    try:
-        summary = run(cfg)
-    except (ModelLoadError, DataError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: resume with checkpoint.resume=auto (from the last checkpoint)", file=sys.stderr)
-        return 130
+    summary = run(cfg)
     before, after = summary["eval_accuracy_before"], summary["eval_accuracy_after"]
     print(f"\ndone: {summary['steps']} steps in {summary['seconds']:.0f} s, "
           f"{summary['tokens_generated']} tokens generated, run directory {summary['run_dir']}")
@@ -43,6 +22,12 @@ def main(argv: list[str]) -> int:
         print(f"held-out greedy accuracy: {before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points)")
     print(json.dumps({k: v for k, v in summary.items() if k != "evals"}))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    from reasonrl.cli import run_command
+
+    return run_command(argv, __doc__, train_and_report)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main() -> None:
             model = copy.deepcopy(base)
             learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings(),
                               max_tokens_per_microbatch=args.budget, packing=packing, pack_tokens=args.budget)
-            learner.fill_logprobs(batch)
+            learner.prepare(batch, old_needed_early=True)
             batch.advantages = batch.loss_mask.clone()
             t0 = time.perf_counter()
             learner.update(batch, torch.Generator().manual_seed(0))

@@ -54,7 +54,7 @@ def describe(run_dir: Path) -> dict:
         "step_s_median": statistics.median(m["time/step"] for m in metrics),
         "tokens_generated": summary["tokens_generated"],
     }
-    if "time/prm" in metrics[0]:
+    if "prm/loss" in metrics[0]:  # a PRM ran
         out["prm_s_median"] = statistics.median(m["time/prm"] for m in metrics)
         out["prm_auroc_held_out"] = [evals[0].get("prm_auroc"), evals[-1].get("prm_auroc")]
         out["prm_auroc_train_first_last10"] = [mean_defined(m["prm/auroc"] for m in metrics[:10]),

@@ -50,10 +50,10 @@ class DigitShare:
 # ---------------------------------------------------------------- workers (one run each, in a subprocess)
 
 def reasonrl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[float]:
-    from reasonrl.config import load
     from reasonrl.loop import run
+    from reasonrl.validate import load_config
 
-    cfg = load([f"model.path={model}", "data.source=file", f"data.path={prompts}", "data.verifier=benchmarks.vs_trl:DigitShare",
+    cfg = load_config([f"model.path={model}", "data.source=file", f"data.path={prompts}", "data.verifier=benchmarks.vs_trl:DigitShare",
                 "verifier.workers=0", f"rollout.prompts_per_step={PROMPTS}", f"rollout.group_size={G}",
                 f"rollout.max_new_tokens={NEW_TOKENS}", "rollout.ignore_eos=true", "rollout.temperature=1.0",
                 "algorithm.loss_agg=token-mean", "algorithm.kl_coef=0", "trainer.ppo_epochs=1",

@@ -3,8 +3,8 @@
     checkpoints/step_N/    config.json, model.safetensors, tokenizer files  (the policy, HF format:
                            usable directly as model.path), trainer_state.pt (optimizer, scheduler,
                            RNG states, data cursor), trainer_state.json (step, evaluations, totals)
-    checkpoints/step_N/prm/  the implicit PRM's weights (HF format), when a PRM is trained; its
-                           optimizer state is in trainer_state.pt
+    checkpoints/step_N/prm/  the implicit PRM, when one is trained: its weights (HF format) and
+                           optimizer.pt, both written and read by the PRM itself
     checkpoints/latest ->  step_N (symlink)
 
 A checkpoint is written to a temporary directory and renamed into place, so an interrupted save
@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from reasonrl.models import load_weights
+from reasonrl.registry import Problems
 
 
 @dataclass
@@ -40,9 +43,8 @@ def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, sc
     policy.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     if prm is not None:
-        prm.model.save_pretrained(tmp / "prm", safe_serialization=True)
+        prm.save_pretrained(tmp / "prm")
     torch.save({
-        "prm_optimizer": None if prm is None else prm.optimizer.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "sampler": sampler.state_dict(),
@@ -64,29 +66,17 @@ def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, sc
     return final
 
 
-def _load_weights(model, directory: Path) -> None:
-    from safetensors.torch import load_file
-
-    weights = load_file(str(directory / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    tied = getattr(model.config, "tie_word_embeddings", False)
-    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]  # saved once when tied
-    if missing or unexpected:
-        raise RuntimeError(f"checkpoint {directory} does not match the model: missing {missing}, unexpected {unexpected}")
-
-
 def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[str, torch.Generator],
          prm=None) -> TrainState:
     """Restore a checkpoint into already-built objects; returns the saved TrainState."""
     ckpt = ckpt.resolve()
-    _load_weights(policy, ckpt)
+    load_weights(policy, ckpt)
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     if prm is not None:
-        if not (ckpt / "prm").is_dir() or blob.get("prm_optimizer") is None:
+        if not (ckpt / "prm" / "optimizer.pt").is_file():
             raise RuntimeError(f"checkpoint {ckpt} has no PRM state but this run trains a PRM (prm.enabled=true); "
                                f"resume with the run's own config, or start a new run")
-        _load_weights(prm.model, ckpt / "prm")
-        prm.optimizer.load_state_dict(blob["prm_optimizer"])
+        prm.load_pretrained(ckpt / "prm")
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     sampler.load_state_dict(blob["sampler"])
@@ -101,3 +91,11 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
 def latest(run_dir: Path) -> Path | None:
     link = run_dir / "checkpoints" / "latest"
     return link.resolve() if link.exists() else None
+
+
+def check_checkpoint(c) -> Problems:
+    """The checkpoint section (CheckpointConfig); resume paths are checked when the run starts."""
+    p = Problems()
+    p.need(c.every >= 0, "checkpoint.every", c.every, "must be >= 0")
+    p.need(c.keep >= 1, "checkpoint.keep", c.keep, "must be >= 1")
+    return p

@@ -1,9 +1,11 @@
 """Configuration: nested dataclasses are the one source of defaults.
 
 `load(argv)` merges, in order, the dataclass defaults, an optional `--config FILE.yaml` and
-`key=value` overrides through omegaconf, then validates. Every problem found (unknown key,
-wrong type, impossible value or combination) is collected and raised once as a ConfigError
-that names the key, the value and the fix, before any model is loaded.
+`key=value` overrides through omegaconf. Unknown keys and wrong types are collected and raised once
+as a ConfigError naming the key, the value and the fix. Whether values make sense together is each
+part's own business: reasonrl/validate.py asks every part to check its section.
+
+This module imports no other project module (tested), so loading a config is cheap and cycle-free.
 """
 from __future__ import annotations
 
@@ -95,9 +97,10 @@ class AlgorithmConfig:
     advantage: str = option("grpo", "advantage estimator: grpo | dr_grpo | rloo (outcome only) | prime | oprl (dense, need prm.enabled)")
     std_ddof: int = option(1, "ddof of the group std in grpo (1 = verl/torch.std, 0 = numpy)")
     adv_eps: float = option(1e-6, "added to the group std before dividing")
-    clip_low: float = option(0.2, "PPO clip: ratio floor is 1 - clip_low")
-    clip_high: float = option(0.28, "PPO clip: ratio ceiling is 1 + clip_high (DAPO clip-higher when > clip_low)")
-    dual_clip: Optional[float] = option(None, "dual-clip constant c > 1 capping negative-advantage losses (none = off)")
+    policy_loss: str = option("ppo_clip", "policy loss: ppo_clip (token ratio, clipped) | gspo (sequence ratio, clipped per sequence) | cispo (clipped importance weight, no gradient, times log-prob)")
+    clip_low: float = option(0.2, "clip range floor 1 - clip_low: of the token ratio (ppo_clip), the sequence ratio (gspo; GSPO uses ~3e-4) or the importance weight (cispo)")
+    clip_high: float = option(0.28, "clip range ceiling 1 + clip_high (DAPO clip-higher when > clip_low; GSPO uses ~4e-4)")
+    dual_clip: Optional[float] = option(None, "dual-clip constant c > 1 capping negative-advantage losses (ppo_clip only; none = off)")
     loss_agg: str = option("token-mean", "loss aggregation: token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm")
     loss_scale_factor: Optional[float] = option(None, "constant divisor for seq-mean-token-sum-norm (none = max_new_tokens)")
     kl_coef: float = option(0.0, "KL-to-reference coefficient (0 = no reference model is loaded)")
@@ -313,7 +316,10 @@ def parse_argv(argv: list[str]) -> tuple[Optional[str], list[str]]:
     return config_path, overrides
 
 
-def load(argv: list[str] | None = None, *, config_path: str | None = None, overrides: list[str] | None = None) -> Config:
+def parse(argv: list[str] | None = None, *, config_path: str | None = None,
+          overrides: list[str] | None = None) -> tuple["Config", list[str]]:
+    """The merged Config and every unknown key, wrong type or unparsable override found on the way (the
+    Config holds the defaults where a layer's value was refused)."""
     if argv is not None:
         config_path, overrides = parse_argv(argv)
     overrides = overrides or []
@@ -345,8 +351,13 @@ def load(argv: list[str] | None = None, *, config_path: str | None = None, overr
                 problems.append(problem)
             else:
                 OmegaConf.update(schema, key, value, merge=True)
-    cfg: Config = OmegaConf.to_object(schema)
-    problems += check(cfg)
+    return OmegaConf.to_object(schema), problems
+
+
+def load(argv: list[str] | None = None, *, config_path: str | None = None, overrides: list[str] | None = None) -> Config:
+    """The merged Config; raises ConfigError listing every unknown key and wrong type. Values are not
+    checked against each other here: use reasonrl.validate.load_config for that (train.py does)."""
+    cfg, problems = parse(argv, config_path=config_path, overrides=overrides)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -392,198 +403,9 @@ def _field_type_name(key: str) -> str:
     return "?"
 
 
-# --------------------------------------------------------------------------- validation
-
-def validate(cfg: Config) -> None:
-    """Raise one ConfigError listing every problem `check` finds."""
-    problems = check(cfg)
-    if problems:
-        raise ConfigError(problems)
-
-
-def _check_search(s: SearchConfig) -> list[str]:
-    from search.methods import METHODS
-
-    p = [f"search.methods={s.methods!r}: {METHODS.unknown_message(m)}" for m in s.methods if m not in METHODS]
-    if not s.methods:
-        p.append("search.methods=[]: name at least one method, e.g. [greedy, mcts]")
-    if not s.budgets or any(not isinstance(b, int) or b < 1 for b in s.budgets):
-        p.append(f"search.budgets={s.budgets!r}: give a list of positive token counts, e.g. [128, 512]")
-    rules = [("value", s.value in ("prm", "verifier"), "use prm or verifier"),
-             ("selection", s.selection in ("puct", "uct"), "use puct or uct"),
-             ("answer", s.answer in ("visits", "value"), "use visits or value"),
-             ("branch", s.branch >= 1, "must be >= 1"), ("c", s.c >= 0, "must be >= 0"),
-             ("max_simulations", s.max_simulations >= 1, "must be >= 1"), ("widen", s.widen >= 1, "must be >= 1"), ("beam_width", s.beam_width >= 1, "must be >= 1"),
-             ("step_tokens", s.step_tokens >= 1, "must be >= 1"), ("max_depth", s.max_depth >= 1, "must be >= 1"),
-             ("temperature", 0 < s.temperature <= 2, "must be in (0, 2]"), ("chunk", s.chunk >= 1, "must be >= 1")]
-    return p + [f"search.{k}={getattr(s, k)!r}: {fix}" for k, ok, fix in rules if not ok]
-
-
-def check(cfg: Config) -> list[str]:
-    """Value ranges, cross-field rules and registered names: every problem as 'key=value: fix'."""
-    from reasonrl.algorithms import ADVANTAGES, KL_ESTIMATORS, LOSS_AGGREGATIONS, PROCESS_ADVANTAGES, SHAPINGS
-    from reasonrl.rollout import ENGINES
-    from reasonrl.tasks import TASKS
-
-    p: list[str] = []
-
-    def need(ok: bool, key: str, value: Any, fix: str) -> None:
-        if not ok:
-            p.append(f"{key}={value!r}: {fix}")
-
-    def name_in(registry, key: str, value: str) -> None:
-        if value not in registry:
-            p.append(f"{key}={value!r}: {registry.unknown_message(value)}")
-
-    m, d, r, a, t, e, c = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.trainer, cfg.eval, cfg.checkpoint
-    need(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype, "use float32, bfloat16 or float16")
-    need(m.attn_implementation in ("sdpa", "eager", "flash_attention_2", "torch_varlen"), "model.attn_implementation",
-         m.attn_implementation, "use sdpa, eager, flash_attention_2 or torch_varlen")
-    from reasonrl.data import FORMATS
-
-    need(d.source in ("task", "file", "hf"), "data.source", d.source, "use task, file or hf")
-    name_in(FORMATS, "data.format", d.format)
-    need("{prompt}" in d.prompt_template, "data.prompt_template", d.prompt_template,
-         "must contain {prompt}, where the problem text goes")
-    if d.source == "task":
-        name_in(TASKS, "data.task.name", d.task.name)
-        need(1 <= d.task.min_operands <= d.task.max_operands, "data.task.min_operands", d.task.min_operands,
-             f"must be >= 1 and <= data.task.max_operands ({d.task.max_operands})")
-        need(d.task.max_value >= 1, "data.task.max_value", d.task.max_value, "must be >= 1")
-        need(bool(d.task.ops) and set(d.task.ops) <= set("+-*"), "data.task.ops", d.task.ops, "use a string of + - *")
-        need(0 < d.task.eval_fraction < 1, "data.task.eval_fraction", d.task.eval_fraction, "must be in (0, 1)")
-    else:
-        need(bool(d.path), "data.path", d.path, f"source={d.source} needs data.path (a file or dataset)")
-    v = cfg.verifier
-    need(v.workers is None or v.workers >= 0, "verifier.workers", v.workers, "must be >= 0, or null for one per core")
-    need(v.timeout_s > 0, "verifier.timeout_s", v.timeout_s, "must be > 0")
-    p += _check_verifiers(cfg)
-    for name, opts in v.options.items():
-        need(isinstance(opts, dict), f"verifier.options.{name}", opts, "give a mapping of constructor options")
-    name_in(ENGINES, "rollout.engine", r.engine)
-    need(r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, "must be >= 1")
-    need(r.group_size >= 2, "rollout.group_size", r.group_size,
-         "group advantages need at least 2 responses per prompt; use 2 or more (8 is typical)")
-    need(r.temperature > 0, "rollout.temperature", r.temperature, "training needs sampling: use a temperature > 0")
-    need(0 < r.top_p <= 1, "rollout.top_p", r.top_p, "must be in (0, 1]")
-    need(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
-    need(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
-    need(r.batch_rows >= 1, "rollout.batch_rows", r.batch_rows, "must be >= 1")
-    need(0 < r.vllm_memory < 1, "rollout.vllm_memory", r.vllm_memory, "must be in (0, 1)")
-    need(r.vllm_max_model_len >= 0, "rollout.vllm_max_model_len", r.vllm_max_model_len, "must be >= 0 (0 = the model's)")
-    need(r.vllm_sync_tol > 0, "rollout.vllm_sync_tol", r.vllm_sync_tol, "must be > 0")
-    if r.engine == "vllm":
-        need(r.temperature <= 2, "rollout.temperature", r.temperature, "vLLM accepts temperatures up to 2")
-    need(r.logprob_warn > 0, "rollout.logprob_warn", r.logprob_warn, "must be > 0")
-    if a.advantage in PROCESS_ADVANTAGES:
-        need(cfg.prm.enabled, "algorithm.advantage", a.advantage, "dense advantages need the PRM: set prm.enabled=true")
-    elif a.advantage not in ADVANTAGES:
-        known = sorted([*ADVANTAGES, *PROCESS_ADVANTAGES])
-        close = difflib.get_close_matches(a.advantage, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        p.append(f"algorithm.advantage={a.advantage!r}: unknown advantage estimator.{hint} Known: {', '.join(known)}.")
-    need(0 <= a.accuracy_low <= a.accuracy_high <= 1, "algorithm.accuracy_low", a.accuracy_low,
-         f"need 0 <= accuracy_low <= accuracy_high ({a.accuracy_high}) <= 1")
-    name_in(LOSS_AGGREGATIONS, "algorithm.loss_agg", a.loss_agg)
-    name_in(KL_ESTIMATORS, "algorithm.kl_estimator", a.kl_estimator)
-    need(a.std_ddof in (0, 1), "algorithm.std_ddof", a.std_ddof, "use 0 or 1")
-    need(0 <= a.clip_low < 1, "algorithm.clip_low", a.clip_low, "must be in [0, 1)")
-    need(a.clip_high >= 0, "algorithm.clip_high", a.clip_high, "must be >= 0")
-    need(a.dual_clip is None or a.dual_clip > 1, "algorithm.dual_clip", a.dual_clip, "must be > 1, or null to turn it off")
-    need(a.kl_coef >= 0, "algorithm.kl_coef", a.kl_coef, "must be >= 0")
-    need(a.tis_cap is None or a.tis_cap >= 1, "algorithm.tis_cap", a.tis_cap, "must be >= 1, or null to turn it off")
-    need(a.max_gen_batches >= 1, "algorithm.max_gen_batches", a.max_gen_batches, "must be >= 1")
-    need(0 <= a.overlong_buffer < r.max_new_tokens, "algorithm.overlong_buffer", a.overlong_buffer,
-         f"must be >= 0 and < rollout.max_new_tokens ({r.max_new_tokens})")
-    need(a.loss_scale_factor is None or a.loss_scale_factor > 0, "algorithm.loss_scale_factor", a.loss_scale_factor,
-         "must be > 0 or null")
-    p += _check_prm(cfg.prm, SHAPINGS)
-    need(t.steps >= 0, "trainer.steps", t.steps, "must be >= 0")
-    need(t.lr > 0, "trainer.lr", t.lr, "must be > 0")
-    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "trainer.betas", t.betas, "two numbers in [0, 1)")
-    need(t.lr_schedule in ("constant", "cosine", "linear"), "trainer.lr_schedule", t.lr_schedule,
-         "use constant, cosine or linear")
-    need(t.ppo_epochs >= 1, "trainer.ppo_epochs", t.ppo_epochs, "must be >= 1")
-    need(t.mini_batches >= 1, "trainer.mini_batches", t.mini_batches, "must be >= 1")
-    need(t.mini_batches <= r.prompts_per_step * r.group_size, "trainer.mini_batches", t.mini_batches,
-         f"cannot exceed the rows per step ({r.prompts_per_step * r.group_size})")
-    need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch, "must be >= 1")
-    need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
-    need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
-    need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
-    need(t.autocast in ("auto", "bf16", "none"), "trainer.autocast", t.autocast, "use auto, bf16 or none")
-    p += _check_search(cfg.search)
-    if cfg.prm.warmstart:
-        need(cfg.prm.enabled and cfg.prm.loss == "ce" and cfg.prm.reference == "frozen", "prm.warmstart",
-             cfg.prm.warmstart, "warm-starting needs prm.enabled=true, prm.loss=ce and prm.reference=frozen")
-    need(cfg.prm.warmstart_epochs >= 1, "prm.warmstart_epochs", cfg.prm.warmstart_epochs, "must be >= 1")
-    need(t.sft_epochs >= 1, "trainer.sft_epochs", t.sft_epochs, "must be >= 1")
-    need(t.sft_lr > 0, "trainer.sft_lr", t.sft_lr, "must be > 0")
-    need(t.device in ("auto", "cpu", "cuda"), "trainer.device", t.device, "use auto, cpu or cuda")
-    need(e.every >= 0, "eval.every", e.every, "must be >= 0")
-    need(e.size >= 0, "eval.size", e.size, "must be >= 0")
-    need(c.every >= 0, "checkpoint.every", c.every, "must be >= 0")
-    need(c.keep >= 1, "checkpoint.keep", c.keep, "must be >= 1")
-    need(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode", cfg.logging.wandb_mode,
-         "use offline, online or disabled")
-    return p
-
-
-def _check_prm(q: PrmConfig, shapings) -> list[str]:
-    from reasonrl.prm import PRM_LOSSES
-    from reasonrl.steps import SPLITTERS
-
-    p = []
-    if not q.enabled:
-        return p
-    pairs = [("reference", ("frozen", "policy")), ("update", ("before", "after")), ("granularity", ("token", "step")),
-             ("loo_form", ("code", "paper")), ("norm", ("batch", "none"))]
-    for key, allowed in pairs:
-        if getattr(q, key) not in allowed:
-            p.append(f"prm.{key}={getattr(q, key)!r}: use {' or '.join(allowed)}")
-    if q.loss not in PRM_LOSSES:
-        p.append(f"prm.loss={q.loss!r}: {PRM_LOSSES.unknown_message(q.loss)}")
-    if q.shaping != "none" and q.shaping not in shapings:
-        p.append(f"prm.shaping={q.shaping!r}: use none or one of {sorted(shapings)}")
-    if not (q.step_split.startswith("regex:") or q.step_split in SPLITTERS):
-        p.append(f"prm.step_split={q.step_split!r}: use newline, double_newline or regex:<pattern>")
-    elif q.step_split.startswith("regex:"):
-        import re
-        try:
-            re.compile(q.step_split[len("regex:"):])
-        except re.error as exc:
-            p.append(f"prm.step_split={q.step_split!r}: not a valid regular expression ({exc})")
-    for key in ("beta", "lr"):
-        if not getattr(q, key) > 0:
-            p.append(f"prm.{key}={getattr(q, key)!r}: must be > 0")
-    if q.max_grad_norm < 0:
-        p.append(f"prm.max_grad_norm={q.max_grad_norm!r}: must be >= 0 (0 = off)")
-    if q.path is not None and not Path(q.path).exists():
-        p.append(f"prm.path={q.path!r}: does not exist; give a local model directory, or null for the policy's weights")
-    return p
-
-
-def _check_verifiers(cfg: Config) -> list[str]:
-    """Plug-in modules import, and the verifier names the data uses resolve."""
-    import importlib
-
-    from verifiers.registry import resolve
-
-    problems = []
-    for module in cfg.verifier.plugins:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            problems.append(f"verifier.plugins={module!r}: cannot import it ({type(exc).__name__}: {exc}); "
-                            f"install the package or fix the module path")
-    names = {cfg.data.verifier} | set(cfg.verifier.options)
-    for name in sorted(names):
-        try:
-            resolve(name)
-        except Exception as exc:
-            key = "data.verifier" if name == cfg.data.verifier else f"verifier.options.{name}"
-            problems.append(f"{key}={name!r}: {exc}")
-    return problems
+def verifier_names(cfg: Config) -> dict[str, str]:
+    """The verifier names the config gives, by key (rows that name none use data.verifier)."""
+    return {"data.verifier": cfg.data.verifier, **{f"verifier.options.{n}": n for n in cfg.verifier.options}}
 
 
 def to_yaml(cfg: Config) -> str:
@@ -591,5 +413,5 @@ def to_yaml(cfg: Config) -> str:
 
 
 def from_yaml_file(path: str | Path) -> Config:
-    """Reload a saved resolved config (the run directory's config.yaml)."""
+    """Reload a saved resolved config (a run directory's config.yaml)."""
     return load(config_path=str(path), overrides=[])

@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from reasonrl.registry import Registry
-from reasonrl.tasks import TASKS
+from reasonrl.registry import Problems, Registry
+from reasonrl.tasks import TASKS, check_task
 from reasonrl.types import Record
 
 FORMATS: Registry = Registry("data format")
 READERS: Registry = Registry("file reader")
+ROWS: Registry = Registry("row source")  # data.source for files and datasets: (path, split) -> rows
+SOURCES: Registry = Registry("data source")  # data.source: (data config, eval size, seed, log) -> (sampler, held-out)
 
 
 class DataError(ValueError):
@@ -131,7 +133,9 @@ def resolve_path(path: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / inner
 
 
-def read_file(path: str) -> Iterator[tuple[str, Any]]:
+@ROWS.register("file")
+def read_file(path: str, split: str = "train") -> Iterator[tuple[str, Any]]:
+    """Rows of a local file (`split` does not apply)."""
     p = resolve_path(path)
     if not p.is_file():
         raise DataError(f"data file {str(p)!r} does not exist")
@@ -141,6 +145,7 @@ def read_file(path: str) -> Iterator[tuple[str, Any]]:
     return READERS.get(suffix)(p)
 
 
+@ROWS.register("hf")
 def read_hf(name: str, split: str) -> Iterator[tuple[str, Any]]:
     try:
         import datasets
@@ -245,8 +250,7 @@ def to_records(rows: Iterator[tuple[str, Any]], fmt: str, fields: RowFields) -> 
 
 def load_records(path: str, fmt: str = "plain", fields: RowFields = RowFields(), *, source: str = "file",
                  split: str = "train") -> tuple[list[Record], LoadReport]:
-    rows = read_hf(path, split) if source == "hf" else read_file(path)
-    records, report = to_records(rows, fmt, fields)
+    records, report = to_records(ROWS.get(source)(path, split), fmt, fields)
     if not records:
         raise DataError(f"{path}: no usable rows ({report.skipped} malformed).\n" + report.summary(str(path)))
     return records, report
@@ -260,14 +264,16 @@ def load_jsonl(path: str | Path, *, prompt_field: str = "prompt", reference_fiel
 
 # ------------------------------------------------------------------------------- samplers
 
-class TaskSampler:
-    """Draws training problems from a procedural task: problem k of stream `seed`."""
+class Sampler:
+    """Draws problem k = cursor, cursor + 1, ... of a deterministic stream; its state is the cursor."""
 
-    def __init__(self, task, seed: int):
-        self.task, self.seed, self.cursor = task, seed, 0
+    cursor: int = 0
+
+    def record(self, k: int) -> Record:
+        raise NotImplementedError
 
     def next(self, n: int) -> list[Record]:
-        out = [self.task.train_record(self.seed, self.cursor + i) for i in range(n)]
+        out = [self.record(k) for k in range(self.cursor, self.cursor + n)]
         self.cursor += n
         return out
 
@@ -278,7 +284,17 @@ class TaskSampler:
         self.cursor = int(state["cursor"])
 
 
-class FileSampler:
+class TaskSampler(Sampler):
+    """Draws training problems from a procedural task: problem k of stream `seed`."""
+
+    def __init__(self, task, seed: int):
+        self.task, self.seed, self.cursor = task, seed, 0
+
+    def record(self, k: int) -> Record:
+        return self.task.train_record(self.seed, k)
+
+
+class FileSampler(Sampler):
     """Cycles through a list of records, reshuffled each epoch from (seed, epoch)."""
 
     def __init__(self, records: list[Record], seed: int, shuffle: bool = True):
@@ -292,34 +308,47 @@ class FileSampler:
                 random.Random(f"{self.seed}:{epoch}").shuffle(self._order)
         return self._order
 
-    def next(self, n: int) -> list[Record]:
-        out = []
-        for k in range(self.cursor, self.cursor + n):
-            epoch, i = divmod(k, len(self.records))
-            out.append(self.records[self._order_for(epoch)[i]])
-        self.cursor += n
-        return out
-
-    def state_dict(self) -> dict:
-        return {"cursor": self.cursor}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.cursor = int(state["cursor"])
+    def record(self, k: int) -> Record:
+        epoch, i = divmod(k, len(self.records))
+        return self.records[self._order_for(epoch)[i]]
 
 
 def build_data(data_cfg, eval_size: int, seed: int, log=print):
-    """-> (train sampler, held-out records) for the data config."""
-    if data_cfg.source == "task":
-        t = data_cfg.task
-        task = TASKS.get(t.name)(min_operands=t.min_operands, max_operands=t.max_operands, max_value=t.max_value,
-                                 ops=t.ops, eval_fraction=t.eval_fraction)
-        return TaskSampler(task, seed), task.eval_records(eval_size)
+    """-> (train sampler, held-out records) for the data config (data.source picks the builder)."""
+    return SOURCES.get(data_cfg.source)(data_cfg, eval_size, seed, log)
+
+
+@SOURCES.register("task")
+def task_data(data_cfg, eval_size: int, seed: int, log=print):
+    t = data_cfg.task
+    task = TASKS.get(t.name)(min_operands=t.min_operands, max_operands=t.max_operands, max_value=t.max_value,
+                             ops=t.ops, eval_fraction=t.eval_fraction)
+    return TaskSampler(task, seed), task.eval_records(eval_size)
+
+
+@SOURCES.register("file")
+@SOURCES.register("hf")
+def row_data(data_cfg, eval_size: int, seed: int, log=print):
     fields = RowFields(data_cfg.prompt_field, data_cfg.reference_field, data_cfg.verifier, data_cfg.prompt_template)
-    kw = dict(source=data_cfg.source)
-    train, report = load_records(data_cfg.path, data_cfg.format, fields, split=data_cfg.split, **kw)
+    train, report = load_records(data_cfg.path, data_cfg.format, fields, source=data_cfg.source, split=data_cfg.split)
     log(report.summary(f"data.path {data_cfg.path}"))
     held_out: list[Record] = []
     if data_cfg.eval_path:
-        held_out, report = load_records(data_cfg.eval_path, data_cfg.format, fields, split=data_cfg.eval_split, **kw)
+        held_out, report = load_records(data_cfg.eval_path, data_cfg.format, fields, source=data_cfg.source,
+                                        split=data_cfg.eval_split)
         log(report.summary(f"data.eval_path {data_cfg.eval_path}"))
     return FileSampler(train, seed, data_cfg.shuffle), held_out[:eval_size]
+
+
+def check_data(d) -> Problems:
+    """The data section (DataConfig); the task's own options when data.source=task."""
+    p = Problems()
+    p.known(SOURCES, "data.source", d.source)
+    p.known(FORMATS, "data.format", d.format)
+    p.need("{prompt}" in d.prompt_template, "data.prompt_template", d.prompt_template,
+           "must contain {prompt}, where the problem text goes")
+    if d.source == "task":
+        p += check_task(d.task)
+    else:
+        p.need(bool(d.path), "data.path", d.path, f"source={d.source} needs data.path (a file or dataset)")
+    return p

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from reasonrl.registry import Problems
 from reasonrl.types import Record, SamplingParams
 
 
@@ -23,3 +24,12 @@ def evaluate_greedy(engine, verifier, records: list[Record], max_new_tokens: int
         "results": results,
         "rollouts": [o[0] for o in outs],
     }
+
+
+def check_eval(e) -> Problems:
+    """The eval section (EvalConfig)."""
+    p = Problems()
+    p.need(e.every >= 0, "eval.every", e.every, "must be >= 0")
+    p.need(e.size >= 0, "eval.size", e.size, "must be >= 0")
+    p.need(e.max_new_tokens >= 1, "eval.max_new_tokens", e.max_new_tokens, "must be >= 1")
+    return p

@@ -1,28 +1,42 @@
-"""One policy update: log-probs for the rollout batch, then the clipped surrogate over
-mini-batches and token-budget micro-batches. Returns metrics.
+"""One policy update: log-probs for the rollout batch, then the configured policy loss (with TIS, KL and
+entropy composed around it) over mini-batches and token-budget micro-batches. Returns metrics.
 
-The loss of a mini-batch is aggregated with the mini-batch's *global* token and sequence
-counts, so gradient accumulation over micro-batches gives exactly the full-batch gradient.
+The loss of a mini-batch is aggregated with the mini-batch's *global* token and sequence counts, so
+gradient accumulation over micro-batches gives exactly the full-batch gradient.
+
+On-policy (one optimizer step per batch) the old log-probs are the update's own forward, detached:
+ratio exactly 1, the same gradient, one forward pass fewer per step. The learner makes that choice
+itself (`prepare`), and after every update compares the engine's log-probs of the sampled tokens with
+its own (`rollout/logprob_gap_*` in the metrics): they must agree when the engine serves its weights.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
-from reasonrl.algorithms import aggregate, clipped_surrogate, kl_penalty, masked_sum, truncated_is_weights
+from reasonrl.algorithms import (POLICY_LOSSES, ClipRange, aggregate, kl_penalty, logprob_gap, masked_sum,
+                                 truncated_is_weights)
 from reasonrl.batching import Forward
+from reasonrl.models import DEVICES
+from reasonrl.registry import Problems, Registry
 from reasonrl.types import TrainBatch
+
+LR_SCHEDULES: Registry = Registry("learning-rate schedule")  # trainer.lr_schedule: fraction done -> lr factor
+LR_SCHEDULES.register("constant")(lambda frac: 1.0)
+LR_SCHEDULES.register("cosine")(lambda frac: 0.5 * (1 + math.cos(math.pi * frac)))
+LR_SCHEDULES.register("linear")(lambda frac: 1.0 - frac)
+AUTOCAST = ("auto", "bf16", "none")  # trainer.autocast
 
 
 @dataclass(frozen=True)
 class LossSettings:
     """The scalars the loss needs, copied out of the config so the math never sees a config."""
 
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    dual_clip: Optional[float] = None
+    policy_loss: str = "ppo_clip"  # a POLICY_LOSSES name
+    clip: ClipRange = field(default_factory=ClipRange)
     loss_agg: str = "token-mean"
     loss_scale: Optional[float] = None
     kl_coef: float = 0.0
@@ -40,7 +54,7 @@ class Learner:
                  autocast: bool = False):
         self.policy, self.ref = policy, ref
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.loss = loss
+        self.loss, self.policy_loss = loss, POLICY_LOSSES.get(loss.policy_loss)
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_grad_norm = max_grad_norm
         self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts, autocast)
@@ -50,43 +64,50 @@ class Learner:
         return next(self.policy.parameters()).device
 
     # ------------------------------------------------------------------ log-probs
-    def logprobs(self, batch: TrainBatch, model: torch.nn.Module) -> torch.Tensor:
-        """(N, T) log-probs of every target under `model`, one forward per micro-batch."""
-        return self.forward.all_logprobs(model, batch)
-
-    def fill_logprobs(self, batch: TrainBatch, *, old: bool = True) -> None:
-        """logp_old (unless `old` is False: the update will take it from its own forward) and logp_ref."""
-        if old:
-            batch.logp_old = self.logprobs(batch, self.policy)
-        if self.ref is not None:
-            batch.logp_ref = self.logprobs(batch, self.ref)
+    def logprobs(self, batch: TrainBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """(N, T) log-probs of every target under `model` (default: the policy), one forward per micro-batch."""
+        return self.forward.all_logprobs(self.policy if model is None else model, batch)
 
     @property
     def on_policy(self) -> bool:
         """One optimizer step per batch: the policy that sampled is the one the single update starts from."""
         return self.ppo_epochs == 1 and self.mini_batches == 1
 
+    def prepare(self, batch: TrainBatch, *, old_needed_early: bool = False) -> None:
+        """Fill batch.logp_ref (when a KL reference exists) and batch.logp_old -- unless the update can take the
+        old log-probs from its own forward (on-policy, and nothing needs them before the update: the OPRL
+        PRM's reference, a KL penalty in the reward)."""
+        if not self.on_policy or old_needed_early:
+            batch.logp_old = self.logprobs(batch)
+        if self.ref is not None:
+            batch.logp_ref = self.logprobs(batch, self.ref)
+
     # ------------------------------------------------------------------ update
     def update(self, batch: TrainBatch, generator: torch.Generator) -> dict[str, float]:
         """PPO epochs x mini-batches of optimizer steps. With batch.logp_old None (on-policy only), the
-        old log-probs are the update's own forward, detached (ratio exactly 1, the same gradient), and
-        are written into batch.logp_old for the caller: one forward pass fewer per step."""
+        old log-probs are the update's own forward, detached, and are written into batch.logp_old.
+        The metrics include the engine/learner log-prob gap of the sampled tokens."""
         self.policy.train()
         if batch.logp_old is None:
             if not self.on_policy:
                 raise ValueError("logp_old may come from the update's forward only with one optimizer step per batch")
-            return self._step(batch, capture=True)
-        totals: dict[str, float] = {}
-        count = 0
-        for _ in range(self.ppo_epochs):
-            order = torch.randperm(batch.num_rows, generator=generator)
-            for rows in torch.tensor_split(order, self.mini_batches):
-                if len(rows) == 0:
-                    continue
-                for k, v in self._step(batch.select(rows)).items():
-                    totals[k] = totals.get(k, 0.0) + v
-                count += 1
-        return {k: v / max(count, 1) for k, v in totals.items()}
+            stats = self._step(batch, capture=True)
+        else:
+            totals: dict[str, float] = {}
+            count = 0
+            for _ in range(self.ppo_epochs):
+                order = torch.randperm(batch.num_rows, generator=generator)
+                for rows in torch.tensor_split(order, self.mini_batches):
+                    if len(rows) == 0:
+                        continue
+                    for k, v in self._step(batch.select(rows)).items():
+                        totals[k] = totals.get(k, 0.0) + v
+                    count += 1
+            stats = {k: v / max(count, 1) for k, v in totals.items()}
+        if batch.logp_engine is not None:
+            mean, worst = logprob_gap(batch.logp_engine, batch.logp_old, batch.loss_mask)
+            stats.update({"rollout/logprob_gap_mean": mean, "rollout/logprob_gap_max": worst})
+        return stats
 
     def _step(self, mini: TrainBatch, capture: bool = False) -> dict[str, float]:
         """One optimizer step on a mini-batch, accumulating micro-batch gradients. capture: mini.logp_old
@@ -108,15 +129,13 @@ class Learner:
             if capture:
                 mb.logp_old = logp.detach()
                 mini.logp_old[rows, : logp.shape[1]] = mb.logp_old.cpu().to(mini.loss_mask.dtype)
-            pg, m = clipped_surrogate(logp, mb.logp_old.to(dev), adv, mask, clip_low=s.clip_low,
-                                      clip_high=s.clip_high, dual_clip=s.dual_clip)
+            pg, m = self.policy_loss(logp, mb.logp_old.to(dev), adv, mask, s.clip)
             if s.tis_cap is not None and mb.logp_engine is not None:
                 pg = pg * truncated_is_weights(mb.logp_old.to(dev), mb.logp_engine.to(dev), s.tis_cap)
             loss = aggregate(pg, mask, s.loss_agg, **norm)
             stats["pg_loss"] += loss.item()
             if s.kl_coef > 0 and s.kl_in_loss:
-                kl = kl_penalty(logp, mb.logp_ref.to(dev), s.kl_estimator)
-                kl_term = aggregate(kl, mask, s.loss_agg, **norm)
+                kl_term = aggregate(kl_penalty(logp, mb.logp_ref.to(dev), s.kl_estimator), mask, s.loss_agg, **norm)
                 loss = loss + s.kl_coef * kl_term
                 stats["kl"] += kl_term.item()
             if s.entropy_coef > 0:
@@ -149,12 +168,33 @@ def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, b
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
-    import math
+    """Linear warm-up over `warmup` steps, then the LR_SCHEDULES entry over the rest."""
+    decay = LR_SCHEDULES.get(schedule)
 
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        frac = min(1.0, (step - warmup) / max(1, total - warmup))
-        return {"constant": 1.0, "cosine": 0.5 * (1 + math.cos(math.pi * frac)), "linear": 1.0 - frac}[schedule]
+        return decay(min(1.0, (step - warmup) / max(1, total - warmup)))
 
     return f
+
+
+def check_trainer(t) -> Problems:
+    """The trainer section (TrainerConfig)."""
+    p = Problems()
+    p.need(t.steps >= 0, "trainer.steps", t.steps, "must be >= 0")
+    p.need(t.lr > 0, "trainer.lr", t.lr, "must be > 0")
+    p.need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "trainer.betas", t.betas, "two numbers in [0, 1)")
+    p.known(LR_SCHEDULES, "trainer.lr_schedule", t.lr_schedule)
+    p.need(t.ppo_epochs >= 1, "trainer.ppo_epochs", t.ppo_epochs, "must be >= 1")
+    p.need(t.mini_batches >= 1, "trainer.mini_batches", t.mini_batches, "must be >= 1")
+    p.need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch,
+           "must be >= 1")
+    p.need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
+    p.need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
+    p.need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
+    p.one_of(AUTOCAST, "trainer.autocast", t.autocast)
+    p.need(t.sft_epochs >= 1, "trainer.sft_epochs", t.sft_epochs, "must be >= 1")
+    p.need(t.sft_lr > 0, "trainer.sft_lr", t.sft_lr, "must be > 0")
+    p.one_of(DEVICES, "trainer.device", t.device)
+    return p

@@ -2,8 +2,11 @@
 
 metrics.jsonl has one JSON object per training step. Keys:
   step                      1-based step number
-  reward/mean               mean outcome reward of the step's rollouts (after overlong shaping)
-  accuracy/train            share of the step's rollouts the verifier marked correct
+  reward/mean               mean scalar reward the advantages were computed from: the verifier score of each
+                            response trained on, after overlong shaping and a KL penalty in the reward
+  accuracy/train            share of every response generated this step that the verifier marked correct
+                            (all generation rounds, including groups a filter then dropped)
+  accuracy/kept             the same over the groups kept for training
   response_length/mean      mean response length in tokens; response_length/truncated the share cut at max_new_tokens
   groups/kept, groups/zero_variance   groups trained on; groups whose rewards were all equal
   groups/dropped_accuracy   groups the PRIME accuracy filter dropped (algorithm.accuracy_filter)
@@ -12,20 +15,54 @@ metrics.jsonl has one JSON object per training step. Keys:
   verifier/<status>         counts of verifier statuses (ok, no_answer, parse_error, timeout, crash)
   adv/mean, adv/std         advantage statistics over valid tokens
   loss, pg_loss, kl, entropy, clip_frac, clip_frac_low, clip_frac_high, grad_norm, lr   from the update
-  time/generate, time/verify, time/logprobs, time/update, time/step   seconds
+  time/generate, time/verify, time/logprobs, time/prm, time/update, time/step   seconds (time/prm: PRM
+                            work -- reference forward, update, scoring -- ~0 without a PRM)
   tokens/generated, tokens_per_s   generated tokens this step, and per second of step time
   prm/loss, prm/accuracy, prm/auroc, prm/grad_norm   the implicit PRM (prm.enabled), before its update
   process/return, process/return_correct, process/return_wrong, process/steps   process values per response
-  time/prm                  seconds of PRM work (reference forward, update, scoring)
   eval/accuracy, eval/response_length   greedy held-out results, on steps where evaluation ran
   eval/prm_auroc            the PRM's AUROC on the held-out greedy answers
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from reasonrl.registry import Problems
+
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def check_logging(lg) -> Problems:
+    """The logging section (LoggingConfig)."""
+    p = Problems()
+    p.one_of(WANDB_MODES, "logging.wandb_mode", lg.wandb_mode)
+    p.need(lg.samples_per_step >= 0, "logging.samples_per_step", lg.samples_per_step, "must be >= 0")
+    return p
+
+
+class Timer:
+    """Seconds spent in named phases of a step: `with timer("update"): ...` adds to time/update."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{k}": v for k, v in self.seconds.items()}
 
 
 class RunLogger:
@@ -40,29 +77,19 @@ class RunLogger:
 
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
                             file=sys.stderr)
-        self.tb = self._tensorboard(cfg)
-        self.wandb = self._wandb(cfg)
+        tensorboard = self._sink("tensorboard", "torch.utils.tensorboard") if cfg.tensorboard else None
+        self.tb = tensorboard and tensorboard.SummaryWriter(str(run_dir / "tensorboard"))
+        wandb = self._sink("wandb", "wandb") if cfg.wandb else None
+        self.wandb = wandb and wandb.init(project=cfg.wandb_project, mode=cfg.wandb_mode, dir=str(run_dir),
+                                          name=run_dir.name, config={})
 
-    def _tensorboard(self, cfg):
-        if not cfg.tensorboard:
-            return None
+    def _sink(self, key: str, module: str):
+        """The metric sink's module, or None (said once) when logging.<key> is on but it is not installed."""
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            return importlib.import_module(module)
         except ImportError:
-            self.print("logging.tensorboard=true but tensorboard is not installed: pip install 'reasonrl[tracking]'")
+            self.print(f"logging.{key}=true but {key} is not installed: pip install 'reasonrl[tracking]'")
             return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
-
-    def _wandb(self, cfg):
-        if not cfg.wandb:
-            return None
-        try:
-            import wandb
-        except ImportError:
-            self.print("logging.wandb=true but wandb is not installed: pip install 'reasonrl[tracking]'")
-            return None
-        return wandb.init(project=cfg.wandb_project, mode=cfg.wandb_mode, dir=str(self.run_dir),
-                          name=self.run_dir.name, config={})
 
     def print(self, text: str) -> None:
         (self.bar.write if self.bar is not None else print)(text)

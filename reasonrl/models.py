@@ -7,7 +7,20 @@ from pathlib import Path
 
 import torch
 
+from reasonrl.registry import Problems
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# transformers' built-in backends, plus torch_varlen (reasonrl/attention.py registers it)
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "torch_varlen")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_model(m) -> Problems:
+    """The model section (ModelConfig): dtype and attention backend."""
+    p = Problems()
+    p.one_of(tuple(DTYPES), "model.dtype", m.dtype)
+    p.one_of(ATTN_IMPLEMENTATIONS, "model.attn_implementation", m.attn_implementation)
+    return p
 
 
 class ModelLoadError(RuntimeError):
@@ -80,25 +93,43 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return ref
 
 
+def logprobs_from_logits(logits: torch.Tensor, targets: torch.Tensor, *, with_entropy: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """logits (..., V) and target ids (...) -> log-prob of each target (...) [, entropy of the distribution
+    (...)], in float32 whatever the logits' dtype."""
+    logp_all = torch.log_softmax(logits.float(), -1)
+    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
+    return logp, entropy
+
+
 def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log p(input_ids[:, t+1] | input_ids[:, :t+1]) for t < S-1.
 
     input_ids, attention_mask (N, S), right-padded -> logp (N, S-1) [, entropy (N, S-1)].
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
-    logp_all = torch.log_softmax(logits, -1)
-    logp = logp_all.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
+    return logprobs_from_logits(logits, input_ids[:, 1:], with_entropy=with_entropy)
+
+
+def load_weights(model: torch.nn.Module, directory: Path) -> None:
+    """Load model.safetensors from a directory written by save_pretrained into `model` (a tied output head
+    is saved once: its absence is expected)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(directory) / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = getattr(model.config, "tie_word_embeddings", False)
+    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint {directory} does not match the model: missing {missing}, unexpected {unexpected}")
 
 
 def tiny_config(vocab_size: int, *, hidden: int = 128, layers: int = 4, heads: int = 4, kv_heads: int = 2,
                 intermediate: int = 384, max_positions: int = 512):
     """A Qwen3-architecture config for small models (the embedded default, tests, benchmarks).
-    Untied embeddings: vLLM's weight reload leaves a tied output head stale (ENVIRONMENT_NOTES.md)."""
+    Untied embeddings: vLLM's weight reload on its CPU build leaves a tied output head stale."""
     from transformers import Qwen3Config
 
     return Qwen3Config(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from reasonrl.models import logprobs_from_logits
+
 
 def packed_micro_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
     """Row indices in groups whose total length fits max_tokens (longest rows first, first fit)."""
@@ -47,14 +49,8 @@ def packed_token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, atten
                           *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """models.token_logprobs computed on one packed row: logp (N, S-1) [, entropy], zero on padding."""
     ids, positions, index = pack(input_ids, attention_mask)
-    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, :-1].float()
-    logp_all = torch.log_softmax(logits, -1)
-    logp_flat = logp_all.gather(-1, ids[0, 1:, None]).squeeze(-1)
-    ok = index >= 0
-    safe = index.clamp(min=0)
-    logp = torch.where(ok, logp_flat[safe], torch.zeros((), dtype=logp_flat.dtype, device=logp_flat.device))
-    entropy = None
-    if with_entropy:
-        ent_flat = -(logp_all.exp() * logp_all).sum(-1)
-        entropy = torch.where(ok, ent_flat[safe], torch.zeros((), dtype=ent_flat.dtype, device=ent_flat.device))
-    return logp, entropy
+    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, :-1]
+    logp_flat, ent_flat = logprobs_from_logits(logits, ids[0, 1:], with_entropy=with_entropy)
+    ok, safe = index >= 0, index.clamp(min=0)
+    unpack = lambda flat: torch.where(ok, flat[safe], torch.zeros((), dtype=flat.dtype, device=flat.device))  # noqa: E731
+    return unpack(logp_flat), None if ent_flat is None else unpack(ent_flat)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache
 
+from reasonrl.models import logprobs_from_logits
+
 
 def group_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
     """Row indices in micro-batches of whole groups whose padded size (rows x longest) fits max_tokens,
@@ -75,14 +77,9 @@ def shared_prefix_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, atte
     second = model(input_ids=r_ids, attention_mask=mask, position_ids=r_pos, past_key_values=cache, use_cache=True)
 
     # 3. response token j is predicted by the prompt's last logit (j = 0) or response position j-1
-    logits = torch.cat([first.logits[row_to_u, -1:], second.logits[:, :-1]], dim=1).float()
-    logp_all = torch.log_softmax(logits, -1)
-    logp = logp_all.gather(-1, r_ids[..., None]).squeeze(-1) * r_valid
+    logits = torch.cat([first.logits[row_to_u, -1:], second.logits[:, :-1]], dim=1)
+    logp, ent = logprobs_from_logits(logits, r_ids, with_entropy=with_entropy)
     target = plen[:, None] - 1 + cols[None, :]  # target index of response token j in the (N, S-1) layout
     pad = torch.zeros(n, width - 1 + r_width, dtype=logp.dtype, device=dev)
-    out = pad.scatter(1, target, logp)[:, : width - 1]
-    entropy = None
-    if with_entropy:
-        ent = -(logp_all.exp() * logp_all).sum(-1) * r_valid
-        entropy = pad.scatter(1, target, ent)[:, : width - 1]
-    return out, entropy
+    place = lambda x: pad.scatter(1, target, x * r_valid)[:, : width - 1]  # noqa: E731
+    return place(logp), None if ent is None else place(ent)

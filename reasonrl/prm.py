@@ -1,21 +1,29 @@
 """The implicit PRM (PRIME / OPRL): a causal LM pi_phi, trained online from outcome labels only, and
-a frozen reference pi_ref; the per-token process reward is beta * (log pi_phi - log pi_ref).
+a frozen reference pi_ref; the per-token process reward is beta * (log pi_phi - log pi_ref)
+(docs/algorithms.md 4).
 
 `token_rewards(batch)` gives q = log pi_phi - log pi_ref on the response tokens (no gradient).
 `update(batch, acc)` takes one optimiser step on either PRIME's cross-entropy of sigmoid(beta * sum q)
-against correctness, or a trajectory DPO loss over (correct, incorrect) pairs within each group.
-The gradient is exact over micro-batches: the cross-entropy is a mean of per-row terms, so each
-micro-batch back-propagates its share in one forward; for the pairwise DPO loss a no-grad pass gives
-every sequence score, autograd gives dL/ds, and each micro-batch back-propagates s * dL/ds. Metrics: loss, accuracy of sigmoid(beta * sum q) against the verifier, AUROC.
-The training loop drives it through reasonrl/process.py (reference choice, update timing, steps).
+against correctness (acc may be soft: `warmstart` fits value targets in [0, 1] the same way), or a
+trajectory DPO loss over (correct, incorrect) pairs within each group. The gradient is exact over
+micro-batches: the cross-entropy is a mean of per-row terms, so each micro-batch back-propagates its
+share in one forward; for the pairwise DPO loss a no-grad pass gives every sequence score, autograd
+gives dL/ds, and each micro-batch back-propagates s * dL/ds. Metrics: loss, accuracy of
+sigmoid(beta * sum q) against the verifier, AUROC.
+
+Everything else reaches the PRM through these methods (and state_dict / save_pretrained for checkpoints);
+the training loop drives it through reasonrl/process.py (reference choice, update timing, steps).
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable, Iterable
+
 import torch
 
-from reasonrl.algorithms.masked import masked_sum
-from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss
+from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss, sequence_logit
 from reasonrl.batching import Forward
+from reasonrl.models import load_weights
 from reasonrl.registry import Registry
 from reasonrl.types import TrainBatch
 
@@ -33,48 +41,59 @@ ce_loss.separable = True  # a mean of per-row terms: micro-batches can back-prop
 PRM_LOSSES.register("dpo")(group_dpo_loss)
 
 
+def adamw(lr: float) -> Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]:
+    return lambda params: torch.optim.AdamW(params, lr=lr)
+
+
 class ImplicitPRM:
-    def __init__(self, model: torch.nn.Module, ref: torch.nn.Module, *, beta: float = 0.05, lr: float = 1e-6,
-                 loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384):
+    def __init__(self, model: torch.nn.Module, ref: torch.nn.Module | None, *, beta: float = 0.05, lr: float = 1e-6,
+                 loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384,
+                 optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None):
+        """ref None: the caller supplies the reference log-probs (OPRL: the sampling policy's)."""
         self.model, self.ref = model, ref
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
         self.forward = Forward(max_tokens_per_microbatch)
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.optimizer = (optimizer or adamw(lr))([p for p in model.parameters() if p.requires_grad])
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def logp(self, batch: TrainBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
-        """(N, T) log-probs of the targets under the PRM (or `model`), no gradient."""
-        return self._logp(self.model if model is None else model, batch)
+    # ------------------------------------------------------------------ scoring
+    def logp(self, batch: TrainBatch) -> torch.Tensor:
+        """(N, T) log-probs of the targets under the PRM, no gradient."""
+        return self.forward.all_logprobs(self.model, batch)
 
-    def _logp(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:
-        return self.forward.all_logprobs(model, batch)
+    def ref_logp(self, batch: TrainBatch) -> torch.Tensor:
+        """(N, T) log-probs of the targets under the frozen reference, no gradient."""
+        if self.ref is None:
+            raise ValueError("this PRM has no reference model of its own (prm.reference=policy): pass the "
+                             "sampling policy's log-probs instead")
+        return self.forward.all_logprobs(self.ref, batch)
 
     def token_rewards(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
         """(N, T) q = log pi_phi - log pi_ref on the loss mask (multiply by beta for the process reward)."""
-        ref = self._logp(self.ref, batch) if logp_ref is None else logp_ref
-        q = self._logp(self.model, batch) - ref
+        ref = self.ref_logp(batch) if logp_ref is None else logp_ref
+        q = self.logp(batch) - ref
         return torch.where(batch.loss_mask.bool(), q, torch.zeros_like(q))
 
     def sequence_scores(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
         """(N,) beta * sum q: the implicit ORM's logit that each response is correct."""
-        return self.beta * masked_sum(self.token_rewards(batch, logp_ref), batch.loss_mask, dim=-1)
+        return sequence_logit(self.token_rewards(batch, logp_ref), batch.loss_mask, self.beta)
 
+    # ------------------------------------------------------------------ learning
     def update(self, batch: TrainBatch, acc: torch.Tensor, logp_ref: torch.Tensor | None = None
                ) -> tuple[dict[str, float], torch.Tensor]:
-        """One optimiser step on the PRM from outcome labels acc (N,). Returns the metrics (of the PRM
-        before the step) and its pre-step log-probs (N, T), so update=after scoring needs no extra forward."""
-        ref = self._logp(self.ref, batch) if logp_ref is None else logp_ref
+        """One optimiser step on the PRM from outcome labels acc (N,) (0/1, or soft targets in [0, 1] with the
+        CE loss). Returns the metrics (of the PRM before the step) and its pre-step log-probs (N, T), so
+        update=after scoring needs no extra forward."""
+        ref = self.ref_logp(batch) if logp_ref is None else logp_ref
         acc = acc.float()
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
-        if getattr(self.loss_fn, "separable", False):
-            phi, loss = self._backward_separable(batch, acc, ref)
-        else:
-            phi, loss = self._backward_pairwise(batch, acc, ref)
-        scores = self.beta * masked_sum(phi - ref, batch.loss_mask, dim=-1)
+        backward = self._backward_separable if getattr(self.loss_fn, "separable", False) else self._backward_pairwise
+        phi, loss = backward(batch, acc, ref)
+        scores = sequence_logit(phi - ref, batch.loss_mask, self.beta)
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else 0.0
         self.optimizer.step()
@@ -82,11 +101,17 @@ class ImplicitPRM:
                    "prm/auroc": auroc(scores, acc), "prm/grad_norm": float(grad_norm)}
         return metrics, phi
 
+    def warmstart(self, batches: Iterable[tuple[TrainBatch, torch.Tensor]]) -> list[float]:
+        """Fit value targets before RL (ReST-MCTS* collection): one CE step per (batch, targets in [0, 1]).
+        Returns each step's loss."""
+        if not getattr(self.loss_fn, "separable", False):
+            raise ValueError("warm-starting fits soft value targets with the cross-entropy: it needs prm.loss=ce")
+        return [self.update(batch, targets)[0]["prm/loss"] for batch, targets in batches]
+
     def _scores(self, mb: TrainBatch, ref: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dev = self.device
         logp, _ = self.forward.logprobs(self.model, mb)
-        s = self.beta * masked_sum(logp - ref[rows, : logp.shape[1]].to(dev), mb.loss_mask.to(dev), dim=-1)
-        return logp, s
+        q = logp - ref[rows, : logp.shape[1]].to(self.device)
+        return logp, sequence_logit(q, mb.loss_mask.to(self.device), self.beta)
 
     def _backward_separable(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
         """A mean of per-row terms: each micro-batch back-propagates its share in the same forward."""
@@ -104,8 +129,8 @@ class ImplicitPRM:
     def _backward_pairwise(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
         """Losses that couple rows: a no-grad pass gives every score, autograd gives dL/ds, then each
         micro-batch back-propagates s * dL/ds (the exact gradient without a whole-batch graph)."""
-        phi = self._logp(self.model, batch)
-        leaf = (self.beta * masked_sum(phi - ref, batch.loss_mask, dim=-1)).requires_grad_(True)
+        phi = self.logp(batch)
+        leaf = sequence_logit(phi - ref, batch.loss_mask, self.beta).requires_grad_(True)
         loss = self.loss_fn(leaf, acc, batch.group_ids)
         (grad,) = torch.autograd.grad(loss, leaf)
         self.model.train()
@@ -113,3 +138,22 @@ class ImplicitPRM:
             _, s = self._scores(batch.select(rows), ref, rows)
             (s * grad[rows].to(s.device)).sum().backward()
         return phi, loss.item()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """The trained PRM's weights and its optimiser state (the frozen reference is not state)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def save_pretrained(self, directory: Path) -> None:
+        """The PRM in Hugging Face format (search/evaluate.py loads it from there), and its optimiser state."""
+        self.model.save_pretrained(directory, safe_serialization=True)
+        torch.save(self.optimizer.state_dict(), Path(directory) / "optimizer.pt")
+
+    def load_pretrained(self, directory: Path) -> None:
+        """Restore what save_pretrained wrote."""
+        load_weights(self.model, directory)
+        self.optimizer.load_state_dict(torch.load(Path(directory) / "optimizer.pt", weights_only=True))

@@ -1,78 +1,86 @@
 """Dense process rewards for one training batch: the implicit PRM scores the step's rollouts and learns
-from their verifier outcomes, in the order the config asks.
+from their verifier outcomes, in the order the config asks (docs/algorithms.md 4-6).
 
     reference log-probs -> score and update (update=after: score, then one PRM step on the same
     forward; update=before: one PRM step, then score) -> step ends -> process values -> gate
 
 The reference is the frozen initial model (PRIME, prm.reference=frozen) or the policy that sampled the
-rollouts (OPRL / iStar, prm.reference=policy: the batch's logp_old). The values feed a
-PROCESS_ADVANTAGES estimator (reasonrl/algorithms/process_advantages.py).
+rollouts (OPRL / iStar, prm.reference=policy: the batch's logp_old). The values feed the advantage
+estimator through AdvantageInputs. `ProcessStep` is what the loop calls every step: without a PRM it
+returns no values and does nothing.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 
+from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
 from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
 from reasonrl.batching import collate
-from reasonrl.config import PrmConfig
 from reasonrl.models import frozen_copy, load_model
-from reasonrl.prm import ImplicitPRM
-from reasonrl.steps import step_end_tokens
+from reasonrl.prm import PRM_LOSSES, ImplicitPRM
+from reasonrl.registry import Problems, Registry
+from reasonrl.steps import check_step_split, step_end_tokens
 from reasonrl.types import RolloutGroup, TrainBatch
+
+REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, reuse_kl_ref) -> (N, T) log-probs
+UPDATE_ORDERS: Registry = Registry("PRM update order")  # prm.update: (prm, batch, correct, ref) -> (q, metrics)
+GRANULARITIES: Registry = Registry("process granularity")  # prm.granularity: step ends (N, T)
 
 
 @dataclass
 class ProcessRewards:
-    values: torch.Tensor  # (N, T) process values on step ends
-    ends: torch.Tensor  # (N, T) 1 on the last token of each step
-    metrics: dict
+    values: Optional[torch.Tensor] = None  # (N, T) process values on step ends; None when no process source ran
+    ends: Optional[torch.Tensor] = None  # (N, T) 1 on the last token of each step
+    metrics: dict = field(default_factory=dict)
 
 
-def build_prm(policy: torch.nn.Module, cfg: PrmConfig, *, dtype: str, attn_implementation: str,
-              max_tokens_per_microbatch: int, initial_ref: torch.nn.Module | None = None) -> ImplicitPRM:
-    """The PRM and its reference, both starting from prm.path or from a copy of the policy's weights.
-    initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
-    it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
-    if cfg.path:
-        model = load_model(cfg.path, dtype=dtype, attn_implementation=attn_implementation,
-                           device=next(policy.parameters()).device)
-        if model.config.vocab_size != policy.config.vocab_size:
-            raise ValueError(f"prm.path={cfg.path!r} has a vocabulary of {model.config.vocab_size} tokens but the "
-                             f"policy has {policy.config.vocab_size}: the PRM must share the policy's tokenizer")
-    else:
-        model = copy.deepcopy(policy)
-    model.requires_grad_(True)
-    ref = None
-    if cfg.reference == "frozen":
-        ref = initial_ref if (initial_ref is not None and not cfg.path) else frozen_copy(model)
-    return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
-                       max_tokens_per_microbatch=max_tokens_per_microbatch)
+# --------------------------------------------------------------------------- the choices
+
+@REFERENCES.register("frozen")
+def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse_kl_ref: bool) -> torch.Tensor:
+    """PRIME: the frozen initial model. When it is also the KL reference, the learner's logp_ref is reused."""
+    if reuse_kl_ref and batch.logp_ref is not None:
+        return batch.logp_ref
+    return prm.ref_logp(batch)
 
 
-def reference_logp(prm: ImplicitPRM, batch: TrainBatch, cfg: PrmConfig) -> torch.Tensor:
-    if cfg.reference == "policy":
-        assert batch.logp_old is not None, "fill the batch's log-probs before scoring with reference=policy"
-        return batch.logp_old
-    if cfg.path is None and batch.logp_ref is not None:
-        return batch.logp_ref  # the KL reference is the PRM's reference (build_prm): reuse its forward
-    return prm.logp(batch, prm.ref)
+@REFERENCES.register("policy")
+def policy_reference(prm: ImplicitPRM, batch: TrainBatch, reuse_kl_ref: bool) -> torch.Tensor:
+    """OPRL: the policy that sampled the batch (its logp_old, which the learner must fill before the update)."""
+    if batch.logp_old is None:
+        raise ValueError("prm.reference=policy needs the batch's logp_old before the PRM step")
+    return batch.logp_old
 
 
-def score_and_learn(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, cfg: PrmConfig
-                    ) -> tuple[torch.Tensor, dict]:
-    """(N, T) q = log pi_phi - log pi_ref for the batch, and the PRM update's metrics."""
-    ref = reference_logp(prm, batch, cfg)
+policy_reference.needs_logp_old = True
+
+
+@UPDATE_ORDERS.register("after")
+def score_then_learn(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, ref: torch.Tensor):
+    """Scored by the PRM as it was before this step (its update's own forward: one PRM forward)."""
     metrics, phi = prm.update(batch, correct, ref)
-    if cfg.update == "after":  # scored by the PRM as it was before this step (its update's own forward)
-        return implicit_q(phi, ref, batch.loss_mask), metrics
+    return implicit_q(phi, ref, batch.loss_mask), metrics
+
+
+@UPDATE_ORDERS.register("before")
+def learn_then_score(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, ref: torch.Tensor):
+    """One PRM step, then scored by the updated PRM (a second forward)."""
+    metrics, _ = prm.update(batch, correct, ref)
     return prm.token_rewards(batch, ref), metrics
 
 
+@GRANULARITIES.register("token")
+def token_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str) -> torch.Tensor:
+    """Every response token closes a step of its own."""
+    return batch.loss_mask.clone()
+
+
+@GRANULARITIES.register("step")
 def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str) -> torch.Tensor:
     """(N, T) 1 on the token that closes each step of each response (steps.py's splitter)."""
     ends = torch.zeros_like(batch.loss_mask)
@@ -92,24 +100,89 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
     return close_last_step(ends, batch.loss_mask)
 
 
-def process_rewards(prm: ImplicitPRM, batch: TrainBatch, groups: list[RolloutGroup], outcome: torch.Tensor,
-                    correct: torch.Tensor, tokenizer, cfg: PrmConfig) -> ProcessRewards:
-    """Score, learn, and turn q into process values for the batch. outcome, correct: (N,)."""
-    q, metrics = score_and_learn(prm, batch, correct.float(), cfg)
-    mask = batch.loss_mask
-    ends = mask.clone() if cfg.granularity == "token" else step_ends(groups, batch, tokenizer, cfg.step_split)
-    values = process_values(q, ends, mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
-    values = gate_rows(values, outcome, cfg.gate_threshold)
-    per_row = values.sum(-1)
-    metrics.update({"process/return": per_row.mean().item(), "process/steps": ends.sum(-1).float().mean().item(),
-                    "process/return_correct": per_row[correct.bool()].mean().item() if correct.any() else 0.0,
-                    "process/return_wrong": per_row[~correct.bool()].mean().item() if (~correct.bool()).any() else 0.0})
-    return ProcessRewards(values, ends, metrics)
+# --------------------------------------------------------------------------- building and checking
+
+def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: str,
+              max_tokens_per_microbatch: int, initial_ref: torch.nn.Module | None = None) -> ImplicitPRM:
+    """The PRM (prm section cfg) and its reference, both starting from prm.path or from a copy of the policy's
+    weights. initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
+    it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
+    if cfg.path:
+        model = load_model(cfg.path, dtype=dtype, attn_implementation=attn_implementation,
+                           device=next(policy.parameters()).device)
+        if model.config.vocab_size != policy.config.vocab_size:
+            raise ValueError(f"prm.path={cfg.path!r} has a vocabulary of {model.config.vocab_size} tokens but the "
+                             f"policy has {policy.config.vocab_size}: the PRM must share the policy's tokenizer")
+    else:
+        model = copy.deepcopy(policy)
+    model.requires_grad_(True)
+    ref = None
+    if cfg.reference == "frozen":
+        ref = initial_ref if (initial_ref is not None and not cfg.path) else frozen_copy(model)
+    return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
+                       max_tokens_per_microbatch=max_tokens_per_microbatch)
 
 
-def held_out_auroc(prm: ImplicitPRM, groups: list[RolloutGroup], correct: torch.Tensor, pad_id: int,
-                   cfg: PrmConfig, policy_logp: Callable[[TrainBatch], torch.Tensor]) -> float:
-    """AUROC of beta * sum q predicting correctness on responses the PRM never trained on."""
-    batch = collate(groups, pad_id)
-    ref = policy_logp(batch) if cfg.reference == "policy" else prm.logp(batch, prm.ref)
-    return auroc(prm.sequence_scores(batch, ref), correct)
+def check_prm(q) -> Problems:
+    """The prm section (PrmConfig); nothing to check while it is off."""
+    p = Problems()
+    if not q.enabled:
+        return p
+    for key, registry in (("reference", REFERENCES), ("update", UPDATE_ORDERS), ("granularity", GRANULARITIES),
+                          ("loss", PRM_LOSSES), ("loo_form", LOO_FORMS), ("norm", PROCESS_NORMS)):
+        p.known(registry, f"prm.{key}", getattr(q, key))
+    p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)
+    p += check_step_split("prm.step_split", q.step_split)
+    for key in ("beta", "lr"):
+        p.need(getattr(q, key) > 0, f"prm.{key}", getattr(q, key), "must be > 0")
+    p.need(q.max_grad_norm >= 0, "prm.max_grad_norm", q.max_grad_norm, "must be >= 0 (0 = off)")
+    p.need(q.warmstart_epochs >= 1, "prm.warmstart_epochs", q.warmstart_epochs, "must be >= 1")
+    if q.path is not None:
+        from pathlib import Path
+
+        p.need(Path(q.path).exists(), "prm.path", q.path,
+               "does not exist; give a local model directory, or null for the policy's weights")
+    return p
+
+
+# --------------------------------------------------------------------------- the step
+
+class ProcessStep:
+    """The loop's process-reward step. With a PRM: reference log-probs, score and learn, step ends, shaped
+    and gated process values. Without one (prm None): no values, no work."""
+
+    def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False):
+        self.prm, self.cfg, self.tokenizer, self.reuse_kl_ref = prm, cfg, tokenizer, reuse_kl_ref
+
+    @property
+    def needs_logp_old(self) -> bool:
+        """Whether the batch's logp_old must exist before this step (the OPRL reference)."""
+        return self.prm is not None and getattr(REFERENCES.get(self.cfg.reference), "needs_logp_old", False)
+
+    def __call__(self, batch: TrainBatch, groups: list[RolloutGroup], outcome: torch.Tensor,
+                 correct: torch.Tensor) -> ProcessRewards:
+        """Score, learn, and turn q into process values for the batch. outcome, correct: (N,)."""
+        if self.prm is None:
+            return ProcessRewards()
+        cfg = self.cfg
+        ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse_kl_ref)
+        q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), ref)
+        ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
+        values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
+        values = gate_rows(values, outcome, cfg.gate_threshold)
+        per_row, right = values.sum(-1), correct.bool()
+        metrics.update({"process/return": per_row.mean().item(), "process/steps": ends.sum(-1).float().mean().item(),
+                        "process/return_correct": per_row[right].mean().item() if right.any() else 0.0,
+                        "process/return_wrong": per_row[~right].mean().item() if (~right).any() else 0.0})
+        return ProcessRewards(values, ends, metrics)
+
+    def held_out_auroc(self, groups: list[RolloutGroup], correct: torch.Tensor, pad_id: int,
+                       policy_logp: Callable[[TrainBatch], torch.Tensor]) -> Optional[float]:
+        """AUROC of beta * sum q predicting correctness on responses the PRM never trained on (None without a PRM)."""
+        if self.prm is None:
+            return None
+        batch = collate(groups, pad_id)
+        if self.needs_logp_old:
+            batch.logp_old = policy_logp(batch)
+        ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, False)
+        return auroc(self.prm.sequence_scores(batch, ref), correct)

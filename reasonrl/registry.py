@@ -1,8 +1,8 @@
 """A name -> factory registry with a duplicate check and "did you mean" errors.
 
-Every pluggable choice in reasonrl (advantage estimators, loss aggregation modes, tasks,
-verifiers, rollout engines) is a Registry, so a config string selects a function without an
-if/elif chain, and a typo names the close match.
+Every pluggable choice in reasonrl (advantage estimators, policy losses, loss aggregation modes,
+tasks, verifiers, rollout engines) is a Registry, so a config string selects a function without an
+if/elif chain, and a typo names the close match. `Problems` collects what a part's config check finds.
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name), list(self._items), n=1)
+        close = difflib.get_close_matches(str(name), list(self._items), n=1) or \
+            sorted(k for k in self._items if str(name) and k.startswith(str(name)))[:1]  # "ppo" -> "ppo_clip"
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}."
 
@@ -51,3 +52,20 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+class Problems(list):
+    """What a part's config check found, one 'key=value: fix' line each (reasonrl/validate.py joins them)."""
+
+    def need(self, ok: bool, key: str, value: object, fix: str) -> None:
+        if not ok:
+            self.append(f"{key}={value!r}: {fix}")
+
+    def known(self, registry: "Registry", key: str, value: str) -> None:
+        """value must be a registered name."""
+        if value not in registry:
+            self.append(f"{key}={value!r}: {registry.unknown_message(value)}")
+
+    def one_of(self, options: tuple, key: str, value: object) -> None:
+        if value not in options:
+            self.append(f"{key}={value!r}: use {' or '.join(map(str, options))}")

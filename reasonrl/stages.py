@@ -76,18 +76,13 @@ def prm_warmstart(prm, tokenizer, path: str, *, epochs: int, batch_rows: int, ge
     rows = [r for r in rows if r["prefix"]]
     groups = _groups(tokenizer, [(r["prompt"], r["prefix"]) for r in rows], eos=False)
     targets = torch.tensor([float(r["target"]) for r in rows])
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(groups), generator=generator)
-        for start in range(0, len(order), batch_rows):
-            idx = order[start:start + batch_rows]
-            batch = collate([groups[i] for i in idx.tolist()], pad_id)
-            ref = prm.logp(batch, prm.ref)
-            prm.optimizer.zero_grad(set_to_none=True)
-            prm.model.train()
-            _, loss = prm._backward_separable(batch, targets[idx], ref)
-            if prm.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(prm.model.parameters(), prm.max_grad_norm)
-            prm.optimizer.step()
-            losses.append(loss)
+
+    def batches():
+        for _ in range(epochs):
+            order = torch.randperm(len(groups), generator=generator)
+            for start in range(0, len(order), batch_rows):
+                idx = order[start:start + batch_rows]
+                yield collate([groups[i] for i in idx.tolist()], pad_id), targets[idx]
+
+    losses = prm.warmstart(batches())
     return {"prm_warmstart/rows": len(rows), "prm_warmstart/first_loss": losses[0], "prm_warmstart/last_loss": losses[-1]}

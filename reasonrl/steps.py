@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import re
 
-from reasonrl.registry import Registry
+from reasonrl.registry import Problems, Registry
 
 SPLITTERS: Registry = Registry("step splitter")
 SPLITTERS.register("newline")(re.compile(r"\n"))
 SPLITTERS.register("double_newline")(re.compile(r"\n\s*\n"))
+
+
+def check_step_split(key: str, mode: str) -> Problems:
+    """A splitter name, or regex:<pattern> with a pattern that compiles."""
+    p = Problems()
+    if mode.startswith("regex:"):
+        try:
+            re.compile(mode[len("regex:"):])
+        except re.error as exc:
+            p.append(f"{key}={mode!r}: not a valid regular expression ({exc})")
+    else:
+        p.need(mode in SPLITTERS, key, mode, f"use {', '.join(SPLITTERS.names())} or regex:<pattern>")
+    return p
 
 
 def _pattern(mode: str) -> re.Pattern:

@@ -61,16 +61,6 @@ class RolloutGroup:
 
 
 @dataclass
-class Verdict:
-    """What the loop keeps of a verifier's result for one response."""
-
-    score: float
-    correct: bool
-    status: str
-    extracted: str | None = None
-
-
-@dataclass
 class TrainBatch:
     """The rows the learner trains on, right-padded.
 

@@ -6,7 +6,7 @@ problems, then
 * per-step value targets inferred from which branches reach a correct answer -> values.jsonl
   ({"prompt", "prefix", "target"}), for warm-starting the PRM (prm.warmstart).
 
-Value targets (ALGORITHMS.md 6.1): m is a node's reasoning distance (further steps to a correct
+Value targets (docs/algorithms.md 7.3): m is a node's reasoning distance (further steps to a correct
 answer; 0 at one); a node off every correct route inherits the m of its nearest ancestor on one and
 has r = 1 (r = 0 on a route); from v = 0 at the root, v_k = max(v_{k-1} + (1 - v_{k-1}) / (m_k + 1) *
 (1 - 2 r_k), 0). A tree with no correct answer yields no targets.

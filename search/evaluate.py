@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from reasonrl.config import Config
+from reasonrl.config import Config, ConfigError, from_yaml_file, verifier_names
 from search.methods import METHODS, NEEDS_VALUE, Context
 
 
@@ -38,12 +37,16 @@ class Timed:
         return self.__getattr__("__call__")(*args, **kwargs)
 
 
-def run_config_of(model_path: str) -> dict:
-    """The training run's resolved config when model.path is one of its checkpoints, else {}."""
+def run_config_of(model_path: str) -> Config | None:
+    """The training run's resolved config when model.path is one of its checkpoints, else None."""
     for parent in Path(model_path).resolve().parents[:3]:
         if (parent / "config.yaml").is_file():
-            return OmegaConf.to_container(OmegaConf.load(parent / "config.yaml"))
-    return {}
+            try:
+                return from_yaml_file(parent / "config.yaml")
+            except ConfigError as exc:
+                raise ConfigError([f"{parent / 'config.yaml'} (the run that wrote model.path): {p}"
+                                   for p in exc.problems]) from None
+    return None
 
 
 def build_value(cfg: Config, tokenizer, device):
@@ -56,11 +59,14 @@ def build_value(cfg: Config, tokenizer, device):
     if not (Path(prm_path) / "config.json").is_file():
         raise FileNotFoundError(f"no PRM at {prm_path}: train with prm.enabled=true (train.py saves it beside the "
                                 "policy) or set search.prm_path, or use search.value=verifier")
-    ref_path = s.prm_ref or (run.get("prm", {}).get("path") or run.get("model", {}).get("path"))
+    ref_path = s.prm_ref or (run and (run.prm.path or run.model.path))
     if not ref_path:
         raise FileNotFoundError("the PRM's reference model is unknown: set search.prm_ref (the model the PRM "
                                 "started from, e.g. the initial policy)")
-    beta = s.prm_beta if s.prm_beta is not None else run.get("prm", {}).get("beta", 0.05)
+    if s.prm_beta is None and run is None:
+        raise FileNotFoundError("the PRM's beta is unknown (model.path is not inside a training run): set "
+                                "search.prm_beta to the prm.beta it was trained with")
+    beta = s.prm_beta if s.prm_beta is not None else run.prm.beta
     load = lambda p: load_model(p, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,  # noqa
                                 device=device)
     return PRMValue(load(prm_path), load(ref_path), tokenizer, beta)
@@ -93,10 +99,11 @@ def run(cfg: Config, *, log=print) -> dict:
     policy = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
                         device=device)
     sampler, problems = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
-    engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg), "generate")
+    engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg.rollout, dtype=cfg.model.dtype,
+                                                   seed=cfg.trainer.seed), "generate")
     rows, per_problem = [], []
     with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
-                      plugins=cfg.verifier.plugins) as verifier:
+                      plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
         if cfg.search.collect_dir:
             summary = run_collection(cfg, engine, verifier, sampler)
             log(json.dumps(summary))

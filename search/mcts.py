@@ -17,11 +17,15 @@ from typing import Callable
 
 import torch
 
+from reasonrl.registry import Registry
 from reasonrl.types import Record
 from search.expand import Budget, complete, expand
 from search.tree import Node, backup, puct, tree_stats, uct
 
-SELECTIONS = {"puct": puct, "uct": uct}
+SELECTIONS: Registry = Registry("mcts selection rule")  # search.selection
+SELECTIONS.register("puct")(puct)
+SELECTIONS.register("uct")(uct)
+ANSWERS = ("visits", "value")  # search.answer: the most-visited path, or the best-valued finished node
 
 
 @dataclass
@@ -80,7 +84,7 @@ def choose(root: Node, how: str) -> Node:
 
 def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
          generator: torch.Generator) -> list[SearchResult]:
-    score = SELECTIONS[s.selection]
+    score = SELECTIONS.get(s.selection)
     roots = [Node() for _ in records]
     budgets = [Budget(budget) for _ in records]
     sims = [0] * len(records)

@@ -7,11 +7,12 @@ from typing import Callable
 
 import torch
 
-from reasonrl.registry import Registry
+from reasonrl.registry import Problems, Registry
 from reasonrl.types import SamplingParams
 from search.beam import BeamSettings, beam_search
-from search.mcts import MCTSSettings, SearchResult, mcts
+from search.mcts import ANSWERS, SELECTIONS, MCTSSettings, SearchResult, mcts
 from search.sampling import best_of_n, majority_vote
+from search.values import VALUE_SOURCES
 
 METHODS: Registry = Registry("search method")
 
@@ -64,3 +65,22 @@ def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
 
 
 NEEDS_VALUE = {"best_of_n", "beam", "mcts"}
+
+
+def check_search(s) -> Problems:
+    """The search section (SearchConfig), for evaluate.py."""
+    p = Problems()
+    for m in s.methods:
+        p.known(METHODS, "search.methods", m)
+    p.need(bool(s.methods), "search.methods", s.methods, "name at least one method, e.g. [greedy, mcts]")
+    p.need(bool(s.budgets) and all(isinstance(b, int) and b >= 1 for b in s.budgets), "search.budgets", s.budgets,
+           "give a list of positive token counts, e.g. [128, 512]")
+    p.one_of(VALUE_SOURCES, "search.value", s.value)
+    p.known(SELECTIONS, "search.selection", s.selection)
+    p.one_of(ANSWERS, "search.answer", s.answer)
+    for key in ("branch", "max_simulations", "widen", "beam_width", "step_tokens", "max_depth", "chunk"):
+        p.need(getattr(s, key) >= 1, f"search.{key}", getattr(s, key), "must be >= 1")
+    p.need(s.c >= 0, "search.c", s.c, "must be >= 0")
+    p.need(0 < s.temperature <= 2, "search.temperature", s.temperature, "must be in (0, 2]")
+    p.need(s.collect_size >= 1, "search.collect_size", s.collect_size, "must be >= 1")
+    return p

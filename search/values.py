@@ -1,7 +1,7 @@
 """Value functions for search: (problems, nodes) -> one value in [0, 1] per node's prefix.
 
 * `PRMValue` — the implicit PRM's Q-value of the prefix: sigmoid(beta * sum_t [log pi_phi - log pi_ref])
-  over the prefix's tokens (ALGORITHMS.md 6.2: an implicit PRM's prefix sums are Q-values up to a
+  over the prefix's tokens (docs/algorithms.md 7.2: an implicit PRM's prefix sums are Q-values up to a
   prompt constant; sigmoid maps them to PRIME's prefix probability). The empty prefix scores 0.5.
 * `VerifierValue` — when the reference answer is known (self-training data): a finished prefix scores
   the verifier's verdict; an unfinished one is finished greedily and that answer's verdict is its value
@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from reasonrl.algorithms import masked_sum
+from reasonrl.algorithms.process_rewards import sequence_logit
 from reasonrl.batching import Forward, collate
 from reasonrl.types import Record, Rollout, RolloutGroup, SamplingParams
 from search.tree import Node
+
+
+VALUE_SOURCES = ("prm", "verifier")  # search.value
 
 
 class PRMValue:
@@ -31,7 +34,7 @@ class PRMValue:
                                [Rollout(n.prefix_ids(), [], n.prefix_text(), "stop")]) for r, n in zip(records, nodes)]
         batch = collate(groups, self.pad_id)
         q = self.forward.all_logprobs(self.prm, batch) - self.forward.all_logprobs(self.ref, batch)
-        return torch.sigmoid(self.beta * masked_sum(q, batch.loss_mask, dim=-1)).tolist()
+        return torch.sigmoid(sequence_logit(q, batch.loss_mask, self.beta)).tolist()
 
 
 class VerifierValue:

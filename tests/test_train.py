@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 
 import train
 from reasonrl.config import load
+from reasonrl.validate import load_config
 from reasonrl.loop import run
 from reasonrl.models import load_model
-from tests.conftest import require_vllm
+from tests.conftest import need_module, require_vllm
 
 SMALL = ["rollout.prompts_per_step=8", "rollout.group_size=4", "rollout.max_new_tokens=48", "eval.size=16",
          "eval.every=0", "logging.progress=false", "logging.samples_per_step=32", "trainer.lr=1e-3",
@@ -25,7 +26,7 @@ SMALL = ["rollout.prompts_per_step=8", "rollout.group_size=4", "rollout.max_new_
 
 
 def cfg_for(tmp_path: Path, *extra: str):
-    return load(SMALL + [f"logging.run_dir={tmp_path}", *extra])
+    return load_config(SMALL + [f"logging.run_dir={tmp_path}", *extra])
 
 
 def rows(run_dir: Path, name: str) -> list[dict]:
@@ -131,8 +132,8 @@ def test_help_prints_every_key(capsys):
 
 
 def test_tensorboard_and_wandb_sinks(tmp_path):
-    pytest.importorskip("tensorboard")
-    pytest.importorskip("wandb")
+    need_module("tensorboard", "the `tracking` extra")
+    need_module("wandb", "the `tracking` extra")
     summary = run(cfg_for(tmp_path, "trainer.steps=1", "logging.name=sinks", "logging.tensorboard=true",
                           "logging.wandb=true", "logging.wandb_mode=offline"))
     run_dir = Path(summary["run_dir"])

@@ -8,9 +8,9 @@ Built-ins: math (verifiers/math.py), code (verifiers/code.py). Plug-ins: verifie
 Batches run in killable worker processes: verifiers/pool.py.
 """
 from verifiers.base import STATUSES, VerificationResult, Verifier, safe_verify
-from verifiers.registry import VERIFIERS, get_verifier, register_verifier, resolve
+from verifiers.registry import VERIFIERS, VerifierSetupError, check_verifier, get_verifier, register_verifier, resolve
 from verifiers import code as _code, math as _math, reasoning_gym as _rg  # noqa: E402,F401  (built-ins)
 from verifiers.pool import VerifierPool  # noqa: E402
 
-__all__ = ["STATUSES", "VERIFIERS", "VerificationResult", "Verifier", "VerifierPool", "get_verifier",
-           "register_verifier", "resolve", "safe_verify"]
+__all__ = ["STATUSES", "VERIFIERS", "VerificationResult", "Verifier", "VerifierPool", "VerifierSetupError",
+           "check_verifier", "get_verifier", "register_verifier", "resolve", "safe_verify"]

@@ -15,7 +15,8 @@ Stragglers do not hold the batch hostage: when every worker has been on its item
 items run their deadlines side by side instead of one after another, and a batch with a few
 pathological items returns in about one timeout. Extra workers are retired after the batch.
 
-`workers=0` verifies in the calling process (no hard timeout; for debugging).
+`workers=0` verifies in the calling process (no hard timeout; for debugging). Plug-in modules are
+imported by the pool itself (in the parent, then in each worker), never while a config is validated.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from verifiers.base import VerificationResult, safe_verify
+from verifiers.registry import import_plugins, require
 
 STARTUP_S = 120.0  # a worker that has not imported its verifiers by then is broken
 
@@ -90,8 +92,16 @@ class VerifierPool:
         self.straggler_s = straggler_s
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
         self._workers: list[_Worker] = []
+        import_plugins(self.plugins)  # here, in the parent: a broken plug-in is a clear error before any work
         self._inline: dict[str, Any] = {}
         self.stats = PoolStats()
+        self.spans: list[tuple[float, float]] = []  # (handed out, answered) per item of the last batch, monotonic s
+
+    def require(self, names: dict[str, str]) -> "VerifierPool":
+        """Check that every verifier name the config gives (key -> name) resolves, plug-ins included;
+        raises VerifierSetupError naming each key that does not."""
+        require(names)
+        return self
 
     # --- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> "VerifierPool":
@@ -99,6 +109,24 @@ class VerifierPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def start(self) -> "VerifierPool":
+        """Start the workers and wait until each has imported its verifiers and plug-ins (otherwise the first
+        batch starts them). Raises RuntimeError naming the plug-ins when a worker cannot start."""
+        while len(self._workers) < self.n_workers:
+            self._workers.append(self._spawn())
+        for w in self._workers:
+            if w.ready:
+                continue
+            try:
+                if not w.conn.poll(STARTUP_S):
+                    raise RuntimeError(f"a verifier worker did not start within {STARTUP_S} s "
+                                       f"(plug-ins {self.plugins}); check that they import")
+                w.ready = w.conn.recv() == "ready"
+            except (EOFError, OSError):
+                raise RuntimeError(f"a verifier worker died while starting (exit {w.process.exitcode}); "
+                                   f"check that the plug-ins {self.plugins} import") from None
+        return self
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -129,6 +157,7 @@ class VerifierPool:
         start = time.perf_counter()
         items = list(zip(names, responses, references))
         self.stats.items += len(items)
+        self.spans = []
         results = self._run_inline(items) if self.n_workers == 0 else self._run(items)
         self.stats.seconds += time.perf_counter() - start
         return results
@@ -138,24 +167,28 @@ class VerifierPool:
 
         out = []
         for name, response, reference in items:
+            start = time.monotonic()
             try:
                 if name not in self._inline:
                     self._inline[name] = get_verifier(name, **self.options.get(name, {}))
                 out.append(safe_verify(self._inline[name], response, reference))
             except Exception as exc:
                 out.append(VerificationResult(0.0, False, "crash", None, f"{type(exc).__name__}: {exc}"))
+            self.spans.append((start, time.monotonic()))
         return out
 
     def _run(self, items) -> list[VerificationResult]:
         while len(self._workers) < min(self.n_workers, len(items)):
             self._workers.append(self._spawn())
         results: list[VerificationResult | None] = [None] * len(items)
+        sent, done = [0.0] * len(items), [0.0] * len(items)
         todo = deque(range(len(items)))
         while todo or any(w.item is not None for w in self._workers):
             for w in self._workers:
                 if w.ready and w.item is None and todo:
                     i = todo.popleft()
-                    w.item, w.deadline = i, time.monotonic() + self.timeout_s
+                    sent[i] = time.monotonic()
+                    w.item, w.deadline = i, sent[i] + self.timeout_s
                     w.conn.send((i, *items[i]))
             now = time.monotonic()
             stuck = [w for w in self._workers if w.item is not None and now - (w.deadline - self.timeout_s) > self.straggler_s]
@@ -181,22 +214,25 @@ class VerifierPool:
                             self.stats.crashes += 1
                             results[w.item] = VerificationResult(0.0, False, "crash", None,
                                                                  f"verifier worker died (exit {w.process.exitcode})")
+                            done[w.item] = time.monotonic()
                         self._replace(w)
                         continue
                     if msg == "ready":
                         w.ready = True
                     else:
                         index, result = msg
-                        results[index], w.item = result, None
+                        results[index], done[index], w.item = result, time.monotonic(), None
                 elif w.item is not None and time.monotonic() >= w.deadline:
                     self.stats.timeouts += 1
                     results[w.item] = VerificationResult(0.0, False, "timeout", None,
                                                          f"verification exceeded {self.timeout_s:g} s; worker killed")
+                    done[w.item] = time.monotonic()
                     self._replace(w)
                 elif not w.ready and time.monotonic() >= w.started + STARTUP_S:
                     raise RuntimeError(f"a verifier worker did not start within {STARTUP_S} s "
                                        f"(plug-ins {self.plugins}); check that they import")
         self._retire_extras()
+        self.spans = list(zip(sent, done))
         return results  # type: ignore[return-value]
 
     def _retire_extras(self) -> None:

@@ -5,7 +5,7 @@ Shapes: x, mask (N, T). Padding may hold garbage (inf, nan): every reduction use
 
 Aggregation across micro-batches: each mode is written as a *partial sum* over the rows it is
 given divided by a *global* normaliser (`num_tokens` or `num_seqs` of the whole mini-batch), so
-the partials of the micro-batches add up to exactly the mini-batch value (ALGORITHMS.md 0.3:
+the partials of the micro-batches add up to exactly the mini-batch value (docs/algorithms.md 1.3:
 a mean of micro-batch means is not the global token mean). Called on a whole batch with the
 normalisers left as None, each mode gives its textbook value.
 """
@@ -27,6 +27,11 @@ def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     return masked_sum(x, mask, dim) / mask.sum(dim).clamp(min=1)
+
+
+def reverse_cumsum(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Sums from each position to the end along `dim` (returns-to-go with gamma = 1)."""
+    return torch.flip(torch.cumsum(torch.flip(x, [dim]), dim), [dim])
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -57,7 +62,7 @@ def seq_mean_token_sum(loss, mask, *, num_seqs: Optional[float] = None, num_toke
 
 @LOSS_AGGREGATIONS.register("seq-mean-token-sum-norm")
 def seq_mean_token_sum_norm(loss, mask, *, scale: Optional[float] = None, num_seqs=None, num_tokens=None):
-    """sum_{i,t} m*l / C with a constant C (verl's Dr. GRPO mode; no 1/N, see ALGORITHMS.md 10.9)."""
+    """sum_{i,t} m*l / C with a constant C (verl's Dr. GRPO mode; no 1/N, docs/algorithms.md 1.3)."""
     return masked_sum(loss, mask) / (scale if scale is not None else loss.shape[-1])
 
 

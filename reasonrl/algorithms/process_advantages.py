@@ -4,40 +4,41 @@ Shapes: q, mask, ends, values (N, T) in the learner's target layout, rows of a p
 contiguous; outcome (N,) the outcome reward of each row.
 
 A response is cut into steps; `ends` marks the token that closes each step (every response token
-for token granularity). The process source is a value on each step-end token:
+for token granularity). The process source is a value on each step-end token (docs/algorithms.md 6):
 
   shaping none        value_k = beta * sum of q over step k              (PRIME / OPRL step reward)
   shaping clip|delta|clip_delta|delta_keep_last|raw
                       value_k = shaped p_k, p_k = sigmoid(beta * sum of q up to the end of step k)
 
 p_k is the implicit PRM's probability that the prefix ending at step k leads to a correct answer
-(the implicit Q value of ALGORITHMS.md 2.1, squashed), so Clip and Delta see scores in [0, 1] as in
-Gao et al. The bounds of shaping.py then hold for every response, whatever its number of steps.
+(the implicit Q value, squashed), so Clip and Delta see scores in [0, 1] as in Gao et al. The bounds
+of shaping.py then hold for every response's process values, whatever its number of steps.
 
-Estimators (PROCESS_ADVANTAGES, selected by algorithm.advantage; both end in an (N, T) advantage that
-the unchanged GRPO loss consumes):
+Estimators (registered in ADVANTAGES with the one AdvantageInputs signature, `needs_process`; both end
+in an (N, T) advantage that the unchanged policy loss consumes):
   prime  batch-normalised process values and the outcome, each with its own leave-one-out baseline,
-         summed, turned into returns (gamma = 1) and whitened over the batch (process_rewards.py).
+         summed, turned into returns (gamma = 1) and whitened over the batch (docs/algorithms.md 5).
          norm="none" (verl's prime_norm=none) keeps the values' own scale instead of dividing by the
          batch's largest |return-to-go|: batch normalisation gives the process source the outcome's
          weight however little the PRM has learned yet, none lets it grow with the PRM's confidence.
   oprl   iStar, the paper's form: A = z(outcome within the group) + alpha * z(step value over all the
          group's steps); each token gets the advantage of the step it belongs to. The paper's form is
-         chosen over the released code's (whose baseline depends on row order, ALGORITHMS.md 3.4).
+         chosen over the released code's (whose baseline depends on row order, docs/algorithms.md 5.4).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from reasonrl.algorithms.masked import masked_whiten
-from reasonrl.algorithms.process_rewards import (batch_norm_scores, last_token_mask, loo_code, loo_paper,
-                                                 oprl_advantages_paper)
+from reasonrl.algorithms.advantages import ADVANTAGES, AdvantageInputs
+from reasonrl.algorithms.masked import masked_whiten, reverse_cumsum
+from reasonrl.algorithms.process_rewards import LOO_FORMS, batch_norm_scores, last_token_mask, oprl_advantages_paper
 from reasonrl.algorithms.shaping import SHAPINGS
 from reasonrl.registry import Registry
 
-PROCESS_ADVANTAGES: Registry = Registry("process advantage estimator")
+PROCESS_NORMS: Registry = Registry("process-value normalisation")
+PROCESS_NORMS.register("batch")(lambda values, ends: batch_norm_scores(values, ends)[0])
+PROCESS_NORMS.register("none")(lambda values, ends: values * ends)
+PROCESS_SHAPINGS = ("none", *SHAPINGS.names())  # none: beta * sum of q per step; the rest shape p_k
 
 
 # --------------------------------------------------------------------------- steps on the token grid
@@ -105,7 +106,7 @@ def shape_steps(p: torch.Tensor, ends: torch.Tensor, mode: str, eta: float) -> t
 
 def process_values(q: torch.Tensor, ends: torch.Tensor, mask: torch.Tensor, *, beta: float, shaping: str = "none",
                    eta: float = 0.5) -> torch.Tensor:
-    """The process source on step ends (see the module docstring)."""
+    """The process source on step ends (see the module docstring; shaping is one of PROCESS_SHAPINGS)."""
     if shaping == "none":
         return step_sums(beta * q, ends, mask)
     return shape_steps(prefix_probs(q, ends, mask, beta), ends, shaping, eta)
@@ -120,42 +121,42 @@ def gate_rows(values: torch.Tensor, outcome: torch.Tensor, threshold: float | No
 
 # --------------------------------------------------------------------------- estimators
 
-@dataclass(frozen=True)
-class ProcessOptions:
-    loo_form: str = "code"  # prime: leave-one-out as released ("code") or as in the paper ("paper")
-    process_coef: float = 1.0  # prime: weight of the process source (the outcome's is 1)
-    norm: str = "batch"  # prime: process values divided by the batch's largest |return-to-go| ("batch") or as is
-    alpha: float = 1.0  # oprl: weight of the step-level advantage
-    ddof: int = 1  # oprl: z-score ddof
-
-
-@PROCESS_ADVANTAGES.register("prime")
-def prime(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int,
-          opts: ProcessOptions = ProcessOptions()) -> torch.Tensor:
-    """PRIME: LOO per source (process over its step ends, outcome on the last token), returns, whitening.
-    With token granularity (ends == mask) this is exactly process_rewards.prime_advantages."""
-    loo = loo_code if opts.loo_form == "code" else loo_paper
-    scores = batch_norm_scores(values, ends)[0] if opts.norm == "batch" else values * ends
+def prime_returns(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int, *,
+                  loo_form: str = "code", process_coef: float = 1.0, norm: str = "batch") -> torch.Tensor:
+    """(N, T) PRIME returns (gamma = 1): normalised process values with their leave-one-out baseline over
+    the step ends, plus the outcome's leave-one-out at the last token, summed from each token to the end."""
+    loo = LOO_FORMS.get(loo_form)
+    scores = PROCESS_NORMS.get(norm)(values, ends)
     last = last_token_mask(mask)
     out = last * outcome.to(values.dtype)[:, None]
-    r = opts.process_coef * loo(scores, ends, k) + loo(out, last, k)
-    r = torch.where(mask.bool(), r, torch.zeros_like(r))
-    returns = torch.flip(torch.cumsum(torch.flip(r, [-1]), -1), [-1]) * mask
-    return masked_whiten(returns, mask)
+    r = process_coef * loo(scores, ends, k) + loo(out, last, k)
+    return reverse_cumsum(torch.where(mask.bool(), r, torch.zeros_like(r))) * mask
 
 
-@PROCESS_ADVANTAGES.register("oprl")
-def oprl(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int,
-         opts: ProcessOptions = ProcessOptions()) -> torch.Tensor:
+@ADVANTAGES.register("prime")
+def prime(x: AdvantageInputs) -> torch.Tensor:
+    """PRIME: prime_returns whitened over every valid token of the batch."""
+    values, ends = x.process("prime")
+    o = x.options
+    returns = prime_returns(values, ends, x.rewards.flatten(), x.mask, x.group_size, loo_form=o.loo_form,
+                            process_coef=o.process_coef, norm=o.norm)
+    return masked_whiten(returns, x.mask)
+
+
+@ADVANTAGES.register("oprl")
+def oprl(x: AdvantageInputs) -> torch.Tensor:
     """iStar (paper form) per group of k rows: z(outcome) + alpha * z(step values), broadcast to step tokens."""
-    n = values.shape[0]
-    assert n % k == 0, f"OPRL needs contiguous groups of K={k} rows; got {n} rows"
+    values, ends = x.process("oprl")
+    k, outcome = x.group_size, x.rewards.flatten()
     step_adv = torch.zeros_like(values)
-    for g in range(0, n, k):
-        e = ends[g:g + k].bool()
-        rows, cols = e.nonzero(as_tuple=True)  # row-major: a trajectory's steps in order
+    for g in range(0, values.shape[0], k):
+        rows, cols = ends[g:g + k].bool().nonzero(as_tuple=True)  # row-major: a trajectory's steps in order
         if len(rows) < 2:
             continue
-        a = oprl_advantages_paper(values[g:g + k][rows, cols], rows, outcome[g:g + k], alpha=opts.alpha, ddof=opts.ddof)
+        a = oprl_advantages_paper(values[g:g + k][rows, cols], rows, outcome[g:g + k], alpha=x.options.alpha,
+                                  ddof=x.options.ddof)
         step_adv[g + rows, cols] = a.to(values.dtype)
-    return broadcast_steps(step_adv, ends, mask)
+    return broadcast_steps(step_adv, ends, x.mask)
+
+
+prime.needs_process = oprl.needs_process = True

@@ -1,18 +1,22 @@
-"""Implicit process rewards (PRIME, ALGORITHMS.md 2). Pure tensor math.
+"""Implicit process rewards (PRIME, docs/algorithms.md 4-5). Pure tensor math.
 
 Shapes: logp_prm, logp_ref, q, mask (N, T) with the rows of a prompt's K samples contiguous
 (asserted where it matters); acc (N,) 0/1 outcome labels; K samples per prompt.
 
-Variants chosen (section 10): token scores are q without beta, batch-normalised (the original
-repo; beta cancels in the normalisation anyway), the leave-one-out baseline is the released code's
-form r*K/(K-1) - sum_j mean_j/(K-1) (it reproduces the released models; the paper's form is kept
-for comparison), and returns (gamma = 1) are whitened over the whole batch, as both codebases do.
+Variants chosen (docs/algorithms.md 5.2): token scores are q without beta, batch-normalised (the
+original repo; beta cancels in the normalisation anyway), the leave-one-out baseline is the released
+code's form r*K/(K-1) - sum_j mean_j/(K-1) by default (it reproduces the released models; the paper's
+form is the `paper` entry of LOO_FORMS), and returns (gamma = 1) are whitened over the whole batch, as
+both codebases do.
 """
 from __future__ import annotations
 
 import torch
 
-from reasonrl.algorithms.masked import masked_sum, masked_whiten
+from reasonrl.algorithms.masked import masked_sum, reverse_cumsum
+from reasonrl.registry import Registry
+
+LOO_FORMS: Registry = Registry("leave-one-out form")
 
 
 def implicit_q(logp_prm: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -21,21 +25,15 @@ def implicit_q(logp_prm: torch.Tensor, logp_ref: torch.Tensor, mask: torch.Tenso
 
 
 def sequence_logit(q: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
-    """(N,) s_i = beta * sum_t q[i, t]: the implicit ORM's logit of being correct."""
+    """(N,) s_i = beta * sum_t q[i, t] over the mask, q = log pi_phi - log pi_ref: the implicit ORM's logit
+    that response i is correct (PRIME's CE loss is the BCE of sigmoid(s) against the outcome)."""
     return beta * masked_sum(q, mask, dim=-1)
-
-
-def prm_ce_loss(q: torch.Tensor, mask: torch.Tensor, acc: torch.Tensor, beta: float) -> torch.Tensor:
-    """PRIME's PRM objective: mean binary cross-entropy of sigmoid(beta * sum q) against the outcome."""
-    logits = sequence_logit(q, mask, beta)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, acc.to(logits.dtype))
 
 
 def batch_norm_scores(scores: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """scores / (max over the batch of |reverse cumulative sum| + eps); returns (scores, denominator)."""
     s = torch.where(mask.bool(), scores, torch.zeros_like(scores))
-    to_go = torch.flip(torch.cumsum(torch.flip(s, [-1]), -1), [-1])
-    denom = to_go.abs().max() + eps
+    denom = reverse_cumsum(s).abs().max() + eps
     return s / denom, denom
 
 
@@ -46,6 +44,7 @@ def _group_means(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
     return (masked_sum(x, mask, dim=-1) / mask.sum(-1).clamp(min=1)).view(n // k, k)
 
 
+@LOO_FORMS.register("code")
 def loo_code(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
     """Leave-one-out as released: x*K/(K-1) - sum_j mean_j / (K-1), per group, on the mask."""
     means = _group_means(x, mask, k)
@@ -53,6 +52,7 @@ def loo_code(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(mask.bool(), x * k / (k - 1) - base.view(-1, 1), torch.zeros_like(x))
 
 
+@LOO_FORMS.register("paper")
 def loo_paper(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
     """Leave-one-out as written in the paper: x - mean over the other responses of their mean."""
     means = _group_means(x, mask, k)
@@ -65,30 +65,13 @@ def last_token_mask(mask: torch.Tensor) -> torch.Tensor:
     return (m & (m.cumsum(-1) == m.sum(-1, keepdim=True))).to(mask.dtype)
 
 
-def prime_returns(process: torch.Tensor, acc: torch.Tensor, mask: torch.Tensor, k: int, *,
-                  form: str = "code", process_coef: float = 1.0, outcome_coef: float = 1.0) -> torch.Tensor:
-    """Per-token returns (gamma = 1) of LOO process rewards plus the LOO outcome at the last token."""
-    loo = loo_code if form == "code" else loo_paper
-    last = last_token_mask(mask)
-    outcome = last * acc.to(process.dtype)[:, None]
-    r = process_coef * loo(process, mask, k) + outcome_coef * loo(outcome, last, k)
-    r = torch.where(mask.bool(), r, torch.zeros_like(r))
-    return torch.flip(torch.cumsum(torch.flip(r, [-1]), -1), [-1]) * mask
-
-
-def prime_advantages(logp_prm, logp_ref, acc, mask, k: int, *, form: str = "code") -> torch.Tensor:
-    """The whole PRIME advantage: q -> batch-norm -> LOO per source -> returns -> batch whitening."""
-    scores, _ = batch_norm_scores(implicit_q(logp_prm, logp_ref, mask), mask)
-    return masked_whiten(prime_returns(scores, acc, mask, k, form=form), mask)
-
-
 def accuracy_filter(group_acc: torch.Tensor, lo: float = 0.2, hi: float = 0.8) -> torch.Tensor:
     """(B, K) outcomes -> (B,) keep prompts whose accuracy lies in [lo, hi] (both inclusive)."""
     acc = group_acc.to(torch.float64).mean(-1)
     return (acc >= lo) & (acc <= hi)
 
 
-# --------------------------------------------------------------------------- OPRL / iStar (section 3)
+# --------------------------------------------------------------------------- OPRL / iStar (docs/algorithms.md 5.4)
 # One group (the N trajectories of one prompt) at a time. Shapes: step values (S,) for the S steps of
 # the group; traj (S,) the trajectory index 0..N-1 of each step, steps of a trajectory in order;
 # success (N,) outcome per trajectory.
@@ -108,18 +91,6 @@ def oprl_advantages_paper(step_rewards: torch.Tensor, traj: torch.Tensor, succes
                           alpha: float = 1.0, ddof: int = 1) -> torch.Tensor:
     """A = z(R(tau)) + alpha * z(r_step), the step z-score taken over all steps of the group."""
     return _zscore(success.to(step_rewards.dtype), ddof)[traj] + alpha * _zscore(step_rewards, ddof)
-
-
-def oprl_advantages_code(step_rewards: torch.Tensor, traj: torch.Tensor, success: torch.Tensor, *,
-                         alpha: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
-    """The released istar_rloo: RLOO on outcomes plus alpha * RLOO on batch-normalised step rewards, whose
-    group baseline uses only the first step of each trajectory (the code's dedup; order dependent)."""
-    n = success.shape[0]
-    episode = success.to(step_rewards.dtype) * n / (n - 1) - success.sum() / (n - 1)
-    r = step_rewards / (step_rewards.abs().max() + eps)
-    first = torch.stack([r[(traj == i).nonzero()[0, 0]] for i in range(n)])
-    step = r * n / (n - 1) - first.sum() / (n - 1)
-    return episode[traj] + alpha * step
 
 
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:

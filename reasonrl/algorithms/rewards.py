@@ -1,4 +1,4 @@
-"""Outcome-reward transforms and group filters (ALGORITHMS.md 1.3, 1.6).
+"""Outcome-reward transforms and group filters (docs/algorithms.md 3).
 
 Shapes: lengths, scores (N,); rewards (B, G); token tensors (N, T).
 """

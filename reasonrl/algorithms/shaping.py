@@ -1,8 +1,7 @@
-"""Step-reward shaping that cannot be farmed (ALGORITHMS.md 4 and 5).
+"""Step-reward shaping that cannot be farmed (docs/algorithms.md 6).
 
-Shapes: p (K,) PRM scores of one response's K steps; the batched helpers take lists of those.
-Every function returns per-step process rewards; `returns` adds the success reward at the last
-step and sums from each step to the end (gamma = 1).
+Shapes: p (K,) PRM scores of one response's K steps -> (K,) per-step process rewards; the return
+from step k is the sum of the rewards from k to the end (gamma = 1).
 
   raw        r_k = p_k                          return grows with the number of steps (farmable)
   clip       r_k = min(p_k - eta, 0)            every reward <= 0: return in [-K*eta, 0]
@@ -10,7 +9,8 @@ step and sums from each step to the end (gamma = 1).
   clip_delta delta applied to the clipped values: return-to-go = c_k - c_K, in [-eta, eta]
 Variant chosen for Delta: the last step's own reward is dropped (the paper's figure); the
 alternative reading that keeps it (`delta_keep_last`) is provided for comparison.
-Gated accumulation (G-RA): process rewards count only when the outcome reaches a threshold.
+Gated accumulation (G-RA: process rewards count only when the outcome reaches a threshold) is applied
+to whole rows on the batch grid: process_advantages.gate_rows.
 """
 from __future__ import annotations
 
@@ -48,38 +48,3 @@ def delta_keep_last(p: torch.Tensor, *, eta: float = 0.0) -> torch.Tensor:
 @SHAPINGS.register("clip_delta")
 def clip_delta(p: torch.Tensor, *, eta: float = 0.5) -> torch.Tensor:
     return delta(clip(p, eta=eta))
-
-
-def shape(p: torch.Tensor, mode: str, *, eta: float = 0.5) -> torch.Tensor:
-    return SHAPINGS.get(mode)(p, eta=eta)
-
-
-def returns(step_rewards: torch.Tensor, success: float, *, weight: float = 1.0) -> torch.Tensor:
-    """(K,) -> (K,): return-to-go of weight * step rewards with `success` added at the last step."""
-    r = weight * step_rewards
-    r[-1:] = r[-1:] + success
-    return torch.flip(torch.cumsum(torch.flip(r, [0]), 0), [0])
-
-
-def gate(step_rewards: torch.Tensor, outcome: float, threshold: float) -> torch.Tensor:
-    """G-RA: the step rewards count only when the outcome reaches the threshold."""
-    return step_rewards if outcome >= threshold else torch.zeros_like(step_rewards)
-
-
-def gated_levels(values: list[float], thresholds: list[float]) -> tuple[float, list[float]]:
-    """L levels in priority order: level l counts only if every higher level met its threshold.
-    Returns (total, per-level contributions)."""
-    contrib, open_ = [], True
-    for level, value in enumerate(values):
-        contrib.append(value if open_ else 0.0)
-        if level < len(thresholds):
-            open_ = open_ and value >= thresholds[level]
-    return sum(contrib), contrib
-
-
-def steps_to_tokens(step_rewards: list[torch.Tensor], step_ends: list[list[int]], width: int) -> torch.Tensor:
-    """Place each step's reward on its last token: ragged (K_i,) and end indices -> (N, width)."""
-    out = torch.zeros(len(step_rewards), width, dtype=torch.float64)
-    for i, (r, ends) in enumerate(zip(step_rewards, step_ends)):
-        out[i, torch.tensor(ends, dtype=torch.long)] = r.to(out.dtype)
-    return out

@@ -1,14 +1,20 @@
-"""The RolloutEngine protocol: what the loop needs from a generator."""
+"""The RolloutEngine protocol (what the loop needs from a generator) and ENGINES, the registry of engine
+factories that rollout.engine selects."""
 from __future__ import annotations
 
 from typing import Protocol
 
 import torch
 
+from reasonrl.registry import Registry
 from reasonrl.types import Rollout, SamplingParams
+
+ENGINES: Registry = Registry("rollout engine")
 
 
 class RolloutEngine(Protocol):
+    pad_id: int  # the token that pads the learner's batches (the tokenizer's pad, else its EOS)
+
     def generate(self, prompts: list[str], params: SamplingParams, generator: torch.Generator) -> list[list[Rollout]]:
         """params.n responses for each prompt, in prompt order. Deterministic given `generator`'s state."""
         ...

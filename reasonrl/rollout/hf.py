@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from reasonrl.rollout import ENGINES
+from reasonrl.models import logprobs_from_logits
+from reasonrl.rollout.base import ENGINES
 from reasonrl.rollout.kv_cache import preallocated_cache
 from reasonrl.types import Rollout, SamplingParams
 
@@ -102,7 +103,7 @@ class HFEngine:
 
         for step in range(params.max_new_tokens):
             tok = sample_next(logits, params, generator)
-            lp = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+            lp, _ = logprobs_from_logits(logits, tok)
             tok_l, lp_l, act_l = tok.tolist(), lp.tolist(), active.tolist()
             done = []
             for j, (row, t, l) in enumerate(zip(act_l, tok_l, lp_l)):
@@ -138,5 +139,7 @@ class HFEngine:
 
 
 @ENGINES.register("hf")
-def make_hf_engine(policy, tokenizer, cfg) -> HFEngine:
-    return HFEngine(policy, tokenizer, batch_rows=cfg.rollout.batch_rows)
+def make_hf_engine(policy, tokenizer, r, *, dtype: str, seed: int) -> HFEngine:
+    """The engine for the rollout section r; it decodes with the policy module itself (dtype and seed apply
+    through the policy and the caller's generator)."""
+    return HFEngine(policy, tokenizer, batch_rows=r.batch_rows)

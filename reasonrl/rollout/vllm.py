@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from reasonrl.models import token_logprobs
-from reasonrl.rollout import ENGINES
+from reasonrl.registry import Problems
+from reasonrl.rollout.base import ENGINES
 from reasonrl.types import Rollout, SamplingParams
 
 PROBE_TOKENS = 48  # length of the sequence scored after each sync
@@ -169,8 +170,17 @@ class VLLMEngine:
 
 
 @ENGINES.register("vllm")
-def make_vllm_engine(policy, tokenizer, cfg) -> VLLMEngine:
-    r = cfg.rollout
-    return VLLMEngine(policy, tokenizer, dtype=cfg.model.dtype, memory=r.vllm_memory,
-                      max_model_len=r.vllm_max_model_len, sync_tol=r.vllm_sync_tol, sync_dir=r.vllm_sync_dir,
-                      seed=cfg.trainer.seed)
+def make_vllm_engine(policy, tokenizer, r, *, dtype: str, seed: int) -> VLLMEngine:
+    """The engine for the rollout section r, in the policy's dtype, seeded with the run's seed."""
+    return VLLMEngine(policy, tokenizer, dtype=dtype, memory=r.vllm_memory, max_model_len=r.vllm_max_model_len,
+                      sync_tol=r.vllm_sync_tol, sync_dir=r.vllm_sync_dir, seed=seed)
+
+
+def check_vllm(r) -> Problems:
+    """Settings vLLM itself refuses."""
+    p = Problems()
+    p.need(r.temperature <= 2, "rollout.temperature", r.temperature, "vLLM accepts temperatures up to 2")
+    return p
+
+
+make_vllm_engine.check = check_vllm

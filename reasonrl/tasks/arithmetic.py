@@ -14,14 +14,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from reasonrl.tasks.splits import draw, held_out_set
+from reasonrl.tasks.splits import SplitTask
+from reasonrl.tasks.registry import TASKS
 from reasonrl.types import Record
 
-EVAL_SEED = 20261122  # the held-out set is the same for every run, whatever trainer.seed is
 
 
 @dataclass(frozen=True)
-class ArithmeticTask:
+class ArithmeticTask(SplitTask):
+    OPERATORS = "+-*"  # what `ops` may draw from
+    EVAL_SEED = 20261122
+
     min_operands: int = 3
     max_operands: int = 4
     max_value: int = 30
@@ -50,28 +53,17 @@ class ArithmeticTask:
             meta={"expression": expr, "steps": lines, "num_operands": len(nums)},
         )
 
-    def _make(self, rng: random.Random) -> Record:
+    def make(self, rng: random.Random) -> Record:
         return self._record(*self._draw(rng))
 
-    # --- the interface the data layer uses ------------------------------------------------
-    def train_record(self, seed: int, index: int) -> Record:
-        """The index-th training problem of stream `seed` (never in the held-out split)."""
-        return draw(self._make, _key, f"train:{seed}", index, False, self.eval_fraction)
-
-    def eval_records(self, size: int) -> list[Record]:
-        """The first `size` held-out problems (fixed: independent of the training seed), without repeats."""
-        return held_out_set(self._make, _key, EVAL_SEED, size, self.eval_fraction)
+    @staticmethod
+    def key(record: Record) -> str:
+        return record.meta["expression"]
 
     @staticmethod
     def solution(record: Record) -> str:
         """The reference response: one step per line, then the boxed answer."""
         return "\n".join(record.meta["steps"] + [f"\\boxed{{{record.reference}}}"])
 
-
-def _key(record: Record) -> str:
-    return record.meta["expression"]
-
-
-from reasonrl.tasks import TASKS  # noqa: E402
 
 TASKS.register("arithmetic")(ArithmeticTask)

@@ -14,16 +14,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from reasonrl.tasks.splits import draw, held_out_set
+from reasonrl.tasks.splits import SplitTask
+from reasonrl.tasks.registry import TASKS
 from reasonrl.types import Record
 
-EVAL_SEED = 20261123
 WORDS = {"+": "add", "-": "subtract", "*": "multiply by"}
 INPUTS = (1, 4, -2)
 
 
 @dataclass(frozen=True)
-class FunctionSpecTask:
+class FunctionSpecTask(SplitTask):
+    EVAL_SEED = 20261123
     min_operands: int = 2
     max_operands: int = 3
     max_value: int = 9
@@ -43,25 +44,17 @@ class FunctionSpecTask:
         return Record(prompt=f"Write f(x): {spec}.\n", reference={"tests": tests}, verifier="code",
                       meta={"spec": spec, "lines": ["def f(x):", *body, "    return x"]})
 
-    def _make(self, rng: random.Random) -> Record:
+    def make(self, rng: random.Random) -> Record:
         n = rng.randint(self.min_operands, self.max_operands)
         return self._record([(rng.choice(self.ops), rng.randint(1, self.max_value)) for _ in range(n)])
 
-    def train_record(self, seed: int, index: int) -> Record:
-        return draw(self._make, _key, f"train:{seed}", index, False, self.eval_fraction)
-
-    def eval_records(self, size: int) -> list[Record]:
-        return held_out_set(self._make, _key, EVAL_SEED, size, self.eval_fraction)
+    @staticmethod
+    def key(record: Record) -> str:
+        return record.meta["spec"]
 
     @staticmethod
     def solution(record: Record) -> str:
         return "\n".join(record.meta["lines"])
 
-
-def _key(record: Record) -> str:
-    return record.meta["spec"]
-
-
-from reasonrl.tasks import TASKS  # noqa: E402
 
 TASKS.register("function_spec")(FunctionSpecTask)

@@ -40,3 +40,19 @@ def held_out_set(make: Make, key: Key, seed: int, size: int, fraction: float) ->
             seen.add(key(rec))
             out.append(rec)
     return out
+
+
+class SplitTask:
+    """The interface the data layer uses, for a task that defines `make(rng) -> Record`, `key(record) -> str`
+    (what makes two problems the same), `eval_fraction` and `EVAL_SEED` (the held-out stream, the same for
+    every run whatever trainer.seed is)."""
+
+    EVAL_SEED: int
+
+    def train_record(self, seed: int, index: int) -> Record:
+        """The index-th training problem of stream `seed` (never in the held-out split)."""
+        return draw(self.make, self.key, f"train:{seed}", index, False, self.eval_fraction)
+
+    def eval_records(self, size: int) -> list[Record]:
+        """The first `size` held-out problems (fixed: independent of the training seed), without repeats."""
+        return held_out_set(self.make, self.key, self.EVAL_SEED, size, self.eval_fraction)

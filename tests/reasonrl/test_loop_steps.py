@@ -7,9 +7,11 @@ from reasonrl.batching import collate
 from reasonrl.config import load
 from reasonrl.data import TaskSampler
 from reasonrl.loop import advantages, generate_and_verify, shaped_rewards
+from reasonrl.process import ProcessRewards
 from reasonrl.tasks.arithmetic import ArithmeticTask
 from reasonrl.types import Rollout, SamplingParams
 from verifiers import VerifierPool
+from tests.conftest import close
 
 
 class ScriptedEngine:
@@ -70,10 +72,10 @@ def test_rewards_with_overlong_penalty_and_kl_in_reward_feed_advantages():
     rewards = shaped_rewards(r, batch, cfg)
     # length 6 in an 8-token limit with a 4-token buffer: penalty (4 - 6) / 4 = -0.5;
     # KL in reward: 6 tokens x -0.5 x (-1.0 - -1.5) = -1.5
-    assert torch.allclose(rewards, torch.tensor([[1 - 0.5 - 1.5, 0 - 0.5 - 1.5]] * 3))
-    adv = advantages(rewards, batch, cfg)
+    close(rewards, [[1 - 0.5 - 1.5, 0 - 0.5 - 1.5]] * 3)
+    adv = advantages(rewards, batch, ProcessRewards(), cfg)
     row0 = adv[0][batch.loss_mask[0].bool()]
-    assert torch.allclose(row0, torch.full_like(row0, 0.7071), atol=1e-3)  # (1-0.5)/std([1,0], ddof 1)
+    close(row0, torch.full_like(row0, 0.5 / 0.5 ** 0.5), rtol=1e-5)  # (1-0.5)/std([1,0], ddof 1) = 0.5/sqrt(0.5)
     assert (adv[~batch.loss_mask.bool()] == 0).all()
 
 
@@ -92,7 +94,7 @@ def test_logprob_gap_is_measured_on_the_response_and_warns_past_the_bound(tiny_m
     from reasonrl.batching import collate
     from reasonrl.config import LoggingConfig
     from reasonrl.learner import Learner, LossSettings
-    from reasonrl.loop import check_logprobs
+    from reasonrl.loop import warn_on_logprob_gap
     from reasonrl.metrics import RunLogger
     from reasonrl.models import load_model, load_tokenizer
     from reasonrl.rollout.hf import HFEngine
@@ -107,20 +109,34 @@ def test_logprob_gap_is_measured_on_the_response_and_warns_past_the_bound(tiny_m
     batch = collate([RolloutGroup(Record(p, "0"), engine.prompt_ids(p), o) for p, o in zip(prompts, outs)],
                     engine.pad_id)
     learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings())
-    learner.fill_logprobs(batch)
-    mean, worst = logprob_gap(batch.logp_engine, batch.logp_old, batch.loss_mask)
-    assert mean < 1e-4 and worst < 1e-3
+    synced = learner.update(copy.deepcopy(batch), torch.Generator())  # on-policy: logp_old from the update's forward
+    assert synced["rollout/logprob_gap_mean"] < 1e-4 and synced["rollout/logprob_gap_max"] < 1e-3
     assert batch.logp_engine[batch.loss_mask == 0].abs().sum() == 0 and batch.logp_engine.abs().sum() > 0
 
     stale = copy.deepcopy(model)
     with torch.no_grad():
         for p in stale.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    batch.logp_old = learner.logprobs(batch, stale)  # as if the engine served other weights than the learner's
+    stale_learner = Learner(stale, torch.optim.SGD(stale.parameters(), lr=0.0), None, loss=LossSettings())
+    metrics = stale_learner.update(batch, torch.Generator())  # as if the engine served other weights than the learner's
+    assert metrics["rollout/logprob_gap_mean"] > 1e-3 and metrics["rollout/logprob_gap_max"] >= metrics["rollout/logprob_gap_mean"]
+    assert (metrics["rollout/logprob_gap_mean"], metrics["rollout/logprob_gap_max"]) == logprob_gap(
+        batch.logp_engine, batch.logp_old, batch.loss_mask)
     logger = RunLogger(tmp_path, LoggingConfig(progress=False), total_steps=1)
     try:
-        metrics = check_logprobs(batch, 1e-3, step=7, logger=logger)
+        warn_on_logprob_gap(metrics, 1e-3, step=7, logger=logger)
+        warn_on_logprob_gap(synced, 1e-3, step=8, logger=logger)
     finally:
         logger.close()
-    assert metrics["rollout/logprob_gap_mean"] > 1e-3 and metrics["rollout/logprob_gap_max"] >= metrics["rollout/logprob_gap_mean"]
-    assert "warning: step 7: engine and learner log-probs differ" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: step 7: engine and learner log-probs differ" in out and "step 8" not in out
+
+
+def test_train_accuracy_counts_every_generated_group_and_kept_accuracy_the_kept_ones():
+    from reasonrl.loop import rollout_metrics
+
+    script = [[True, True], [True, False], [True, True]]  # one group in three has signal
+    r, *_ = run_collect(script, "algorithm.dynamic_sampling=true", "algorithm.max_gen_batches=4")
+    m = rollout_metrics(r)
+    assert (r.generated, r.generated_correct) == (18, 15)  # 3 rounds x 3 prompts x 2 samples
+    assert m["accuracy/train"] == 15 / 18 and m["accuracy/kept"] == 0.5 and m["groups/kept"] == 3

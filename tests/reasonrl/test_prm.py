@@ -47,18 +47,19 @@ def test_rewards_live_on_the_response_and_start_at_zero(parts):
 def test_micro_batched_update_equals_the_full_batch_update(parts, loss):
     tok, model, ref = parts
     batch, acc = toy_batch(tok)
-    a = ImplicitPRM(copy.deepcopy(model), ref, lr=1e-2, loss=loss, max_tokens_per_microbatch=10_000)
-    b = ImplicitPRM(copy.deepcopy(model), ref, lr=1e-2, loss=loss, max_tokens_per_microbatch=20)
-    before = copy.deepcopy(model)
-    for prm in (a, b):  # plain SGD, so the parameter change is the gradient itself (Adam would amplify rounding)
-        prm.optimizer = torch.optim.SGD(prm.model.parameters(), lr=1.0)
-        prm.max_grad_norm = 0.0
+    sgd = lambda params: torch.optim.SGD(params, lr=1.0)  # noqa: E731  (the change is the gradient itself)
+    a = ImplicitPRM(copy.deepcopy(model), ref, loss=loss, max_tokens_per_microbatch=10_000, max_grad_norm=0.0,
+                    optimizer=sgd)
+    b = ImplicitPRM(copy.deepcopy(model), ref, loss=loss, max_tokens_per_microbatch=20, max_grad_norm=0.0,
+                    optimizer=sgd)
+    before = model.state_dict()
+    for prm in (a, b):
         prm.update(batch, acc)
+    wa, wb = a.state_dict()["model"], b.state_dict()["model"]
     moved = 0.0
-    for (name, pa), (_, pb), (_, p0) in zip(a.model.named_parameters(), b.model.named_parameters(),
-                                          before.named_parameters()):
-        assert torch.allclose(pa - p0, pb - p0, atol=1e-7, rtol=1e-4), name
-        moved += (pa - p0).abs().sum().item()
+    for name, p0 in before.items():
+        torch.testing.assert_close(wa[name] - p0, wb[name] - p0, rtol=1e-4, atol=1e-7, msg=name)
+        moved += (wa[name] - p0).abs().sum().item()
     assert moved > 0
 
 
@@ -80,16 +81,42 @@ def test_one_pass_cross_entropy_gradient_equals_the_two_pass_route(parts):
     """ce takes the one-forward path (a mean of per-row terms); the two-pass s * dL/ds route must agree."""
     tok, model, ref = parts
     batch, acc = toy_batch(tok)
-    one = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20)
-    two = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20)
-    two.loss_fn = lambda s, a, g: torch.nn.functional.binary_cross_entropy_with_logits(s, a)  # not marked separable
+    moved = copy.deepcopy(model)
     with torch.no_grad():  # move phi away from ref so the scores are not all zero
-        for p in list(one.model.parameters())[:3] + list(two.model.parameters())[:3]:
+        for p in list(moved.parameters())[:3]:
             p.add_(0.05)
-    grads = []
+    sgd = lambda params: torch.optim.SGD(params, lr=1.0)  # noqa: E731  (the step is minus the gradient)
+    one = ImplicitPRM(copy.deepcopy(moved), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20, max_grad_norm=0.0,
+                      optimizer=sgd)
+    two = ImplicitPRM(copy.deepcopy(moved), ref, beta=0.5, loss="ce", max_tokens_per_microbatch=20, max_grad_norm=0.0,
+                      optimizer=sgd)
+    two.loss_fn = lambda s, a, g: torch.nn.functional.binary_cross_entropy_with_logits(s, a)  # not marked separable
+    steps = []
     for prm in (one, two):
-        prm.optimizer = torch.optim.SGD(prm.model.parameters(), lr=0.0)
+        logp_before = prm.logp(batch)
         metrics, phi = prm.update(batch, acc)
-        grads.append(torch.cat([p.grad.flatten() for p in prm.model.parameters()]))
-        assert torch.allclose(phi * batch.loss_mask, prm.logp(batch) * batch.loss_mask)  # pre-step log-probs
-    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-7, rtol=1e-4)
+        assert torch.equal(phi * batch.loss_mask, logp_before * batch.loss_mask)  # its pre-step log-probs
+        after = prm.state_dict()["model"]
+        steps.append(torch.cat([(after[k] - v).flatten() for k, v in moved.state_dict().items()]))
+    assert steps[0].abs().sum() > 0
+    torch.testing.assert_close(steps[0], steps[1], rtol=1e-4, atol=1e-7)
+
+
+def test_state_round_trips_and_warmstart_fits_soft_targets(parts, tmp_path):
+    tok, model, ref = parts
+    batch, acc = toy_batch(tok)
+    prm = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, lr=3e-3)
+    targets = torch.tensor([0.9, 0.1, 0.8, 0.2, 0.9, 0.7, 0.2, 0.1])
+    losses = prm.warmstart([(batch, targets)] * 10)
+    assert len(losses) == 10 and losses[-1] < losses[0]
+    prm.save_pretrained(tmp_path / "prm")
+    again = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, lr=3e-3)
+    again.load_pretrained(tmp_path / "prm")
+    for name, value in prm.state_dict()["model"].items():
+        assert torch.equal(value, again.state_dict()["model"][name]), name
+    prm.update(batch, acc)  # the restored optimiser state takes the same next step
+    again.update(batch, acc)
+    for name, value in prm.state_dict()["model"].items():
+        assert torch.equal(value, again.state_dict()["model"][name]), name
+    with pytest.raises(ValueError, match="prm.loss=ce"):
+        ImplicitPRM(copy.deepcopy(model), ref, loss="dpo").warmstart([(batch, targets)])

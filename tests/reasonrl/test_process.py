@@ -7,11 +7,18 @@ import copy
 import pytest
 import torch
 
+from reasonrl.config import ConfigError, PrmConfig
 from reasonrl.batching import collate
-from reasonrl.config import ConfigError, PrmConfig, load
 from reasonrl.models import load_model, load_tokenizer
-from reasonrl.process import build_prm, held_out_auroc, process_rewards, score_and_learn, step_ends
+from reasonrl.process import ProcessStep, build_prm, step_ends
 from reasonrl.types import Record, Rollout, RolloutGroup
+from reasonrl.validate import load_config
+
+
+def process_step(policy, tok, **prm) -> ProcessStep:
+    cfg = PrmConfig(enabled=True, **prm)
+    return ProcessStep(build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa",
+                                 max_tokens_per_microbatch=4096), cfg, tok)
 
 
 def group(tok, prompt: str, responses: list[str]) -> RolloutGroup:
@@ -46,55 +53,69 @@ def test_step_ends_sit_on_each_newline_and_the_last_step_takes_the_eos(setup):
 
 def test_update_after_scores_with_the_pre_update_prm_and_before_with_the_updated_one(setup):
     tok, policy, groups, batch, correct = setup
-    for update in ("after", "before"):
-        cfg = PrmConfig(enabled=True, lr=1e-2, beta=0.5, update=update)
-        prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
-        q, metrics = score_and_learn(prm, batch, correct, cfg)
-        assert metrics["prm/loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # s = 0 at start
+    for update in ("after", "before"):  # token granularity, no shaping: the values are beta * q per token
+        step = process_step(policy, tok, lr=1e-2, beta=0.5, update=update)
+        out = step(batch, groups, correct, correct)
+        assert out.metrics["prm/loss"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-6)  # s = 0 at start
         if update == "after":  # phi == ref when scored: every q is 0
-            assert q.abs().max() == 0
+            assert out.values.abs().max() == 0
         else:  # scored after one step: non-zero, on the response only, and rising for the correct ones
-            assert q.abs().max() > 0 and (q[batch.loss_mask == 0] == 0).all()
-            s = q.sum(-1)
+            assert out.values.abs().max() > 0 and (out.values[batch.loss_mask == 0] == 0).all()
+            s = out.values.sum(-1)
             assert s[correct.bool()].mean() > s[~correct.bool()].mean()
-    assert not any(p.requires_grad for p in prm.ref.parameters())
-    assert all(p.requires_grad for p in prm.model.parameters())
 
 
 def test_reference_policy_uses_the_sampling_policy_and_needs_no_frozen_copy(setup):
     tok, policy, groups, batch, correct = setup
-    cfg = PrmConfig(enabled=True, reference="policy", update="before", lr=1e-2)
-    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
-    assert prm.ref is None
-    batch.logp_old = prm.logp(batch, policy) - 1.0  # a stand-in that is visibly not the PRM's own reference
-    q, _ = score_and_learn(prm, batch, correct, cfg)
-    phi = prm.logp(batch)
-    assert torch.allclose(q, (phi - batch.logp_old) * batch.loss_mask, atol=1e-6)
+    step = process_step(policy, tok, reference="policy", update="before", lr=1e-2, beta=0.5)
+    assert step.needs_logp_old
+    with pytest.raises(ValueError, match="no reference model of its own"):
+        step.prm.ref_logp(batch)  # no frozen copy was made
+    with pytest.raises(ValueError, match="needs the batch's logp_old"):
+        step(batch, groups, correct, correct)
+    batch.logp_old = step.prm.logp(batch) - 1.0  # a stand-in that is visibly not a copy of the PRM
+    out = step(batch, groups, correct, correct)
+    q = (step.prm.logp(batch) - batch.logp_old) * batch.loss_mask
+    torch.testing.assert_close(out.values, 0.5 * q, rtol=1e-5, atol=1e-6)
 
 
-def test_process_rewards_with_shaping_and_gate(setup):
+@pytest.mark.parametrize("gate", [1.0, None])
+def test_process_rewards_with_shaping_and_gate(setup, gate):
+    """A PRM that has learned (update=before, after a few steps) scores some steps below eta: clip makes
+    those negative. With the gate, only correct answers keep them; without it, wrong answers do too."""
     tok, policy, groups, batch, correct = setup
-    cfg = PrmConfig(enabled=True, lr=1e-2, beta=0.5, granularity="step", shaping="clip", eta=0.5, gate_threshold=1.0)
-    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
-    out = process_rewards(prm, batch, groups, correct, correct, tok, cfg)
+    step = process_step(policy, tok, lr=1e-2, beta=0.5, update="before", granularity="step", shaping="clip",
+                        eta=0.5, gate_threshold=gate)
+    for _ in range(3):
+        out = step(batch, groups, correct, correct)
     assert torch.equal(out.ends, step_ends(groups, batch, tok, "newline"))
-    assert (out.values[~out.ends.bool()] == 0).all()
-    assert (out.values <= 0).all()  # clip: no step reward is positive
-    assert (out.values[~correct.bool()] == 0).all()  # the gate: wrong answers get no process reward
-    # q is 0 at the first scoring (update=after), so p_k = 0.5 = eta and clip gives exactly 0 everywhere
-    assert out.values.abs().max() == 0 and out.metrics["process/steps"] == pytest.approx(17 / 8)
+    assert (out.values[~out.ends.bool()] == 0).all() and (out.values <= 0).all()  # clip: no step reward is positive
+    right, wrong = out.values[correct.bool()], out.values[~correct.bool()]
+    assert (right < 0).any()  # the shaped values are not all zero: the gate below has something to remove
+    if gate is None:
+        assert (wrong < 0).any()  # wrong answers' steps score lowest of all
+    else:
+        assert (wrong == 0).all()  # the gate: wrong answers get no process reward
+    assert out.metrics["process/steps"] == pytest.approx(17 / 8)
 
 
 def test_held_out_auroc_rises_once_the_prm_has_learned(setup):
     tok, policy, groups, batch, correct = setup
-    cfg = PrmConfig(enabled=True, lr=3e-3, beta=0.5, update="before")
-    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+    step = process_step(policy, tok, lr=3e-3, beta=0.5, update="before")
     held = [group(tok, "Q: 2+5\n", [r]) for r in ("x=7", "a=5\nx=9", "b=2\nx=7", "x=9")]
     labels = torch.tensor([1, 0, 1, 0])
-    assert held_out_auroc(prm, held, labels, tok.pad_token_id, cfg, None) == 0.5  # phi == ref: all scores tie
+    assert step.held_out_auroc(held, labels, tok.pad_token_id, None) == 0.5  # phi == ref: all scores tie
     for _ in range(15):
-        score_and_learn(prm, batch, correct, cfg)
-    assert held_out_auroc(prm, held, labels, tok.pad_token_id, cfg, None) == 1.0
+        step(batch, groups, correct, correct)
+    assert step.held_out_auroc(held, labels, tok.pad_token_id, None) == 1.0
+    assert ProcessStep(None, PrmConfig(), tok).held_out_auroc(held, labels, tok.pad_token_id, None) is None
+
+
+def test_without_a_prm_the_step_does_nothing(setup):
+    tok, _, groups, batch, correct = setup
+    step = ProcessStep(None, PrmConfig(), tok)
+    out = step(batch, groups, correct, correct)
+    assert out.values is None and out.ends is None and out.metrics == {} and not step.needs_logp_old
 
 
 def test_prm_from_a_path_must_share_the_vocabulary(setup, tiny_model_dir, tmp_path):
@@ -109,14 +130,14 @@ def test_prm_from_a_path_must_share_the_vocabulary(setup, tiny_model_dir, tmp_pa
 
 def test_config_rules_for_dense_advantages():
     with pytest.raises(ConfigError) as e:
-        load(["algorithm.advantage=prime"])
+        load_config(["algorithm.advantage=prime"])
     assert "algorithm.advantage='prime': dense advantages need the PRM: set prm.enabled=true" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load(["prm.enabled=true", "prm.shaping=clamp", "prm.update=during", "prm.step_split=regex:(", "prm.beta=0",
-              "algorithm.accuracy_low=0.9"])
+        load_config(["prm.enabled=true", "prm.shaping=clamp", "prm.update=during", "prm.step_split=regex:(",
+                     "prm.beta=0", "algorithm.accuracy_low=0.9"])
     msg = str(e.value)
     for key in ("prm.shaping='clamp'", "prm.update='during'", "prm.step_split='regex:('", "prm.beta=0",
                 "algorithm.accuracy_low=0.9"):
         assert key in msg, key
-    cfg = load(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
+    cfg = load_config(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
     assert cfg.prm.shaping == "clip_delta"

@@ -16,8 +16,12 @@ def test_every_method_runs_within_its_budget_and_writes_results(tmp_path, embedd
     shutil.copytree(embedded_model_dir, ckpt)
     shutil.copytree(embedded_model_dir, ckpt / "prm")  # a PRM equal to its reference: every value is 0.5
     out = tmp_path / "results.jsonl"
-    rc = evaluate.main(["--config", "configs/eval_mcts.yaml", f"model.path={ckpt}", f"search.prm_ref={embedded_model_dir}",
-                        "search.budgets=[96]", "search.max_simulations=6", f"search.output={out}", *COMMON])
+    args = ["--config", "configs/eval_mcts.yaml", f"model.path={ckpt}", f"search.prm_ref={embedded_model_dir}",
+            "search.budgets=[96]", "search.max_simulations=6", f"search.output={out}", *COMMON]
+    assert evaluate.main(args) == 2  # no run config beside the checkpoint: beta must be given, not guessed
+    assert "set search.prm_beta" in capsys.readouterr().err
+    (tmp_path / "run" / "config.yaml").write_text("prm:\n  beta: 0.05\n")  # as train.py writes it (resolved)
+    rc = evaluate.main(args)
     assert rc == 0
     printed = capsys.readouterr().out
     rows = json.loads(printed.strip().splitlines()[-1])

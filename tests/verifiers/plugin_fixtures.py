@@ -11,11 +11,12 @@ from verifiers import VerificationResult, register_verifier
 @register_verifier("test_sleepy")
 @dataclass
 class Sleepy:
-    """Sleeps `reference` seconds, then says correct."""
+    """Sleeps `reference` seconds, then says correct; `detail` holds its start and end (time.time())."""
 
     def verify(self, response, reference):
+        start = time.time()
         time.sleep(float(reference))
-        return VerificationResult(1.0, True, "ok", response)
+        return VerificationResult(1.0, True, "ok", response, f"{start} {time.time()}")
 
 
 @register_verifier("test_crasher")

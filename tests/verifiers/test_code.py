@@ -1,23 +1,27 @@
 """The code verifier and its sandbox: one test per property a hostile program must not break.
 
 With bubblewrap installed (make setup installs it where it can) the isolation tests run for real;
-without it they are skipped with the reason, and the rest still run.
+without it they are skipped with the reason (a failure under REASONRL_STRICT=1), and the rest still run.
 """
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import pytest
 
+from tests.conftest import need
 from verifiers import get_verifier
 from verifiers.code import extract_program, normalise_output
 from verifiers.sandbox import bwrap_works, default_python
 
 ADD = {"tests": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 4"]}
 GOOD = "def add(a, b):\n    return a + b\n"
-needs_bwrap = pytest.mark.skipif(not bwrap_works(default_python()), reason="bubblewrap is not available here")
+
+
+@pytest.fixture()
+def needs_bwrap():
+    need(bwrap_works(default_python()), "bubblewrap is not available here (make setup installs it as root)")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,7 @@ def test_hostile_programs_never_pass(code, name):
         assert _stray_processes() == []
 
 
-@needs_bwrap
+@pytest.mark.usefixtures("needs_bwrap")
 def test_cannot_read_the_tests_or_other_files_from_disk(code, tmp_path):
     secret = tmp_path / "expected.txt"
     secret.write_text("3")
@@ -117,7 +121,7 @@ def test_cannot_read_the_tests_or_other_files_from_disk(code, tmp_path):
     assert score(code, sees, {"tests": ["assert add(1, 2) == [False, False, False]"]}).correct
 
 
-@needs_bwrap
+@pytest.mark.usefixtures("needs_bwrap")
 def test_no_network(code):
     import socket
 
@@ -131,7 +135,7 @@ def test_no_network(code):
         assert score(code, program, {"tests": ["assert add(1, 2) == 3"]}).correct  # it ran, but found no network
 
 
-@needs_bwrap
+@pytest.mark.usefixtures("needs_bwrap")
 def test_no_writes_outside_the_sandbox(code, tmp_path):
     target = tmp_path / "pwned"
     os.chmod(tmp_path, 0o777)
@@ -151,18 +155,16 @@ def test_no_surviving_processes_daemons_or_fork_bombs(code):
     bomb = ("import os\ndef add(a, b):\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n"
             "                import time; time.sleep(60); os._exit(0)\n            n += 1\n    except OSError:\n        return n\n")
     score(code, daemon, {"tests": ["assert add(1, 2) == 3"]})
-    t0 = time.perf_counter()
     r = score(code, bomb, {"tests": ["assert add(1, 2) == 3"]})
-    assert time.perf_counter() - t0 < 10 and not r.correct
+    assert not r.correct
     if os.geteuid() == 0:  # sandbox uids exist only when the host can switch to them
         assert _stray_processes() == []
 
 
 def test_a_hanging_input_fails_only_its_own_test(code):
     program = "def add(a, b):\n    if a == -1:\n        while True:\n            pass\n    return a + b\n"
-    t0 = time.perf_counter()
     r = score(code, program)
-    assert r.score == pytest.approx(2 / 3) and time.perf_counter() - t0 < 3 * 3 + 5
+    assert r.score == pytest.approx(2 / 3)  # the hang cost one test its 3 s limit; the other two still ran
 
 
 def test_memory_bomb_is_contained(code):

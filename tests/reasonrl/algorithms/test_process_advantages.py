@@ -1,5 +1,5 @@
 """Process rewards on the batch grid: steps on tokens, Clip / Delta on the implicit PRM's prefix scores,
-the G-RA gate, and the prime / oprl estimators, against hand-computed numbers and algorithm_vectors.json."""
+the G-RA gate, and the prime / oprl estimators, against hand-computed numbers and tests/fixtures/algorithm_vectors.json."""
 from __future__ import annotations
 
 import math
@@ -8,15 +8,17 @@ import random
 import pytest
 import torch
 
-from reasonrl.algorithms.process_advantages import (PROCESS_ADVANTAGES, ProcessOptions, broadcast_steps,
-                                                    close_last_step, gate_rows, prefix_probs, process_values,
-                                                    step_index, step_sums)
-from reasonrl.algorithms.process_rewards import prime_advantages
+from reasonrl.algorithms import ADVANTAGES, AdvantageInputs, AdvantageOptions
+from reasonrl.algorithms.process_advantages import (broadcast_steps, close_last_step, gate_rows, prefix_probs,
+                                                    process_values, step_index, step_sums)
+from tests.conftest import close
 
 
-def close(a, b, tol=1e-6):
-    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-    assert torch.allclose(a, b, atol=tol, rtol=0), (a, b)
+def dense(name: str, values, ends, outcome, mask, k: int, **options) -> torch.Tensor:
+    """A dense estimator through the registry: outcome (N,) as (N/k, k) rewards."""
+    x = AdvantageInputs(torch.as_tensor(outcome, dtype=torch.float64).view(-1, k), mask, values, ends,
+                        AdvantageOptions(**options))
+    return ADVANTAGES.get(name)(x)
 
 
 MASK = torch.tensor([[0, 1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 0, 0, 0]], dtype=torch.float64)
@@ -89,14 +91,13 @@ def test_gate_zeroes_rows_below_the_threshold():
 
 
 def test_prime_with_token_granularity_is_the_prime_vector(prime):
+    """The loop's route: values = beta * q per token; beta cancels in the batch norm (up to its eps)."""
     out, prm, ref, mask, acc, beta, k = prime
     q = torch.where(mask.bool(), prm - ref, torch.zeros_like(prm))
-    values = process_values(q, mask, mask, beta=beta)
-    adv = PROCESS_ADVANTAGES.get("prime")(values, mask, acc, mask, k)
-    close(adv, prime_advantages(prm, ref, acc, mask, k), tol=1e-4)  # beta cancels in the batch norm (up to its eps)
+    adv = dense("prime", process_values(q, mask, mask, beta=beta), mask, acc, mask, k)
     expected = out["rloo"]["advantages_code(masked_whiten of returns)"]
     for i, row in enumerate(expected):
-        close(adv[i, : len(row)], row, tol=1e-5)
+        close(adv[i, : len(row)], row, rtol=1e-5)
 
 
 def test_prime_with_one_token_steps_equals_token_granularity():
@@ -105,9 +106,9 @@ def test_prime_with_one_token_steps_equals_token_granularity():
     mask[1, 3:] = 0
     q = torch.randn(4, 5, dtype=torch.float64) * mask
     acc = torch.tensor([1.0, 0.0, 0.0, 1.0])
-    by_token = PROCESS_ADVANTAGES.get("prime")(process_values(q, mask, mask, beta=0.05), mask, acc, mask, 2)
+    by_token = dense("prime", process_values(q, mask, mask, beta=0.05), mask, acc, mask, 2)
     ends = close_last_step(mask.clone(), mask)
-    by_step = PROCESS_ADVANTAGES.get("prime")(process_values(q, ends, mask, beta=0.05), ends, acc, mask, 2)
+    by_step = dense("prime", process_values(q, ends, mask, beta=0.05), ends, acc, mask, 2)
     close(by_step, by_token)
 
 
@@ -118,9 +119,9 @@ def test_prime_step_granularity_by_hand():
     mask = torch.ones(2, 2, dtype=torch.float64)
     ends = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
     values = torch.tensor([[0.0, 2.0], [0.0, -2.0]], dtype=torch.float64)
-    adv = PROCESS_ADVANTAGES.get("prime")(values, ends, torch.tensor([1.0, 0.0]), mask, 2)
+    adv = dense("prime", values, ends, [1.0, 0.0], mask, 2)
     std = math.sqrt(16 / 3)
-    close(adv, [[2 / std, 2 / std], [-2 / std, -2 / std]], tol=1e-5)
+    close(adv, [[2 / std, 2 / std], [-2 / std, -2 / std]], rtol=1e-5)
 
 
 def test_oprl_on_the_batch_grid_is_the_istar_vector(vectors):
@@ -144,10 +145,9 @@ def test_oprl_on_the_batch_grid_is_the_istar_vector(vectors):
     values = process_values(q, ends, mask, beta=inp["beta"])
     close(values[ends.bool()], out["implicit_step_reward(beta*sum)"])
     success = torch.tensor([inp["trajectory_success"][n] for n in names], dtype=torch.float64)
-    adv = PROCESS_ADVANTAGES.get("oprl")(values, ends, success, mask, len(names),
-                                         ProcessOptions(alpha=inp["alpha(step_advantage_w)"]))
+    adv = dense("oprl", values, ends, success, mask, len(names), alpha=inp["alpha(step_advantage_w)"])
     for (i, a, b), want in zip(order, out["advantages_paper(zscore, ddof=1)"]["combined_per_step_row"]):
-        close(adv[i, a:b], [want] * (b - a), tol=1e-5)
+        close(adv[i, a:b], [want] * (b - a), rtol=1e-5)
     assert adv[~mask.bool()].abs().sum() == 0
 
 
@@ -159,6 +159,14 @@ def test_prime_norm_none_keeps_the_process_scale(norm, returns):
     batch: values / 0.5 (the largest |return-to-go|) = [1, 0] -> LOO [1.5, -0.5], [-0.5, -0.5] -> returns [2, 0.5], [-2, -1.5]"""
     mask = torch.ones(2, 2, dtype=torch.float64)
     values = torch.tensor([[0.5, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    adv = PROCESS_ADVANTAGES.get("prime")(values, mask, torch.tensor([1.0, 0.0]), mask, 2, ProcessOptions(norm=norm))
+    adv = dense("prime", values, mask, [1.0, 0.0], mask, 2, norm=norm)
     r = torch.tensor(returns, dtype=torch.float64)
-    close(adv, (r - r.mean()) / r.flatten().std(), tol=1e-5)
+    close(adv, (r - r.mean()) / r.flatten().std(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["prime", "oprl"])
+def test_dense_estimators_say_what_they_need(name):
+    assert getattr(ADVANTAGES.get(name), "needs_process", False)
+    with pytest.raises(ValueError, match=f"the {name} advantage needs process values"):
+        ADVANTAGES.get(name)(AdvantageInputs(torch.ones(1, 2), torch.ones(2, 3)))
+    assert not any(getattr(ADVANTAGES.get(n), "needs_process", False) for n in ("grpo", "dr_grpo", "rloo"))

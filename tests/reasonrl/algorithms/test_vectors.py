@@ -1,19 +1,24 @@
-"""GRPO / DAPO math against ../shared/algorithm_vectors.json (keys grpo, dapo), with junk in the padding."""
+"""GRPO / DAPO math against tests/fixtures/algorithm_vectors.json (keys grpo, dapo), with junk in the padding."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from reasonrl.algorithms import (aggregate, broadcast_to_tokens, clipped_surrogate, compute_advantages,
+from reasonrl.algorithms import (ADVANTAGES, POLICY_LOSSES, AdvantageInputs, AdvantageOptions, ClipRange, aggregate,
                                  groups_with_signal, kl_in_reward, kl_penalty, overlong_penalty)
-from tests.conftest import padded
-
-ABS = 1e-6
+from tests.conftest import close, padded
 
 
-def close(a, b, tol=ABS):
-    assert torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64),
-                          atol=tol, rtol=0), (a, b)
+def group_advantages(name: str, rewards: torch.Tensor, **options) -> torch.Tensor:
+    """(B, G) rewards -> (B, G) per-response advantages through the registry (one token per response)."""
+    b, g = rewards.shape
+    x = AdvantageInputs(rewards, torch.ones(b * g, 1, dtype=rewards.dtype), options=AdvantageOptions(**options))
+    return ADVANTAGES.get(name)(x)[:, 0].view(b, g)
+
+
+def token_advantages(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """GRPO (ddof 1) advantages of one group broadcast over its rows' tokens."""
+    return ADVANTAGES.get("grpo")(AdvantageInputs(rewards[None], mask))
 
 
 @pytest.fixture()
@@ -31,19 +36,27 @@ def grpo(vectors):
 def test_group_advantages(grpo):
     g, *_, rewards, _ = grpo
     out = g["outputs"]["advantages"]
-    close(compute_advantages("grpo", rewards[None], ddof=1)[0], out["grpo_std_ddof1_eps1e-6"])
-    close(compute_advantages("grpo", rewards[None], ddof=0)[0], out["grpo_std_ddof0_eps1e-6"])
-    close(compute_advantages("dr_grpo", rewards[None])[0], out["drgrpo_no_std"])
-    close(compute_advantages("rloo", rewards[None])[0], out["rloo"])
+    close(group_advantages("grpo", rewards[None], ddof=1)[0], out["grpo_std_ddof1_eps1e-6"])
+    close(group_advantages("grpo", rewards[None], ddof=0)[0], out["grpo_std_ddof0_eps1e-6"])
+    close(group_advantages("dr_grpo", rewards[None])[0], out["drgrpo_no_std"])
+    close(group_advantages("rloo", rewards[None])[0], out["rloo"])
+
+
+def test_advantages_broadcast_over_each_rows_tokens_only(grpo):
+    *_, rewards, mask = grpo
+    adv = token_advantages(rewards, mask)
+    for i, a in enumerate(group_advantages("grpo", rewards[None])[0]):
+        assert torch.equal(adv[i][mask[i].bool()], a.expand(int(mask[i].sum())))
+    assert (adv[~mask.bool()] == 0).all()
 
 
 def test_all_equal_group_gets_zero_advantage():
-    assert torch.equal(compute_advantages("grpo", torch.ones(1, 4)), torch.zeros(1, 4))
+    assert torch.equal(group_advantages("grpo", torch.ones(1, 4)), torch.zeros(1, 4))
 
 
 def test_group_of_one_is_an_error():
     with pytest.raises(ValueError, match="G >= 2"):
-        compute_advantages("grpo", torch.ones(3, 1))
+        group_advantages("grpo", torch.ones(3, 1))
 
 
 CASES = {  # vector key -> (clip_low, clip_high, dual_clip)
@@ -57,9 +70,8 @@ CASES = {  # vector key -> (clip_low, clip_high, dual_clip)
 def test_clipped_surrogate_and_aggregation(grpo, key):
     g, logp, old, _, rewards, mask = grpo
     want = g["outputs"]["losses_using_grpo_std_ddof1_advantages"][key]
-    lo, hi, c = CASES[key]
-    adv = broadcast_to_tokens(compute_advantages("grpo", rewards[None])[0], mask).double()
-    loss, metrics = clipped_surrogate(logp, old, adv, mask, clip_low=lo, clip_high=hi, dual_clip=c)
+    adv = token_advantages(rewards, mask)
+    loss, metrics = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask, ClipRange(*CASES[key]))
     for i, row in enumerate(want["per_token_loss"]):
         close(loss[i, : len(row)], row)
     close(metrics["clip_frac"], want["clipped_token_fraction"])
@@ -71,12 +83,14 @@ def test_clipped_surrogate_and_aggregation(grpo, key):
 
 
 def test_worked_example_dual_clip_token(grpo):
-    """ALGORITHMS.md 1.2: the token with log-ratio 1.3 and A = -1.5 costs 5.504, or 4.5 under dual clip 3."""
+    """docs/algorithms.md 2.2: the token with log-ratio 1.3 and A = -1.5 costs 1.5 e^1.3 = 5.504, or 1.5 * 3 = 4.5
+    under dual clip 3."""
     _, logp, old, _, rewards, mask = grpo
-    adv = broadcast_to_tokens(compute_advantages("grpo", rewards[None])[0], mask).double()
-    plain, _ = clipped_surrogate(logp, old, adv, mask)
-    dual, _ = clipped_surrogate(logp, old, adv, mask, dual_clip=3.0)
-    assert abs(plain[1, 4].item() - 5.504) < 1e-3 and abs(dual[1, 4].item() - 4.5) < 1e-5
+    adv = token_advantages(rewards, mask)
+    plain, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask)
+    dual, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask, ClipRange(dual=3.0))
+    close(plain[1, 4], 1.5 * torch.tensor(1.3, dtype=torch.float64).exp())
+    close(dual[1, 4], 4.5)
 
 
 def test_kl_estimators(grpo):
@@ -106,12 +120,12 @@ def test_kl_in_reward(grpo):
 def test_total_losses(grpo):
     g, logp, old, ref, rewards, mask = grpo
     out = g["outputs"]["losses_using_grpo_std_ddof1_advantages"]
-    adv = broadcast_to_tokens(compute_advantages("grpo", rewards[None])[0], mask).double()
+    adv = token_advantages(rewards, mask)
     k3 = kl_penalty(logp, ref, "k3")
-    pg, _ = clipped_surrogate(logp, old, adv, mask)
+    pg, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask)
     deepseek = aggregate(pg, mask, "seq-mean-token-mean") + 0.04 * aggregate(k3, mask, "seq-mean-token-mean")
     close(deepseek, out["grpo_total_loss_deepseekmath_style(seq-mean-token-mean, beta=0.04)"])
-    pg3, _ = clipped_surrogate(logp, old, adv, mask, dual_clip=3.0)
+    pg3, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask, ClipRange(dual=3.0))
     verl = aggregate(pg3, mask, "token-mean") + 0.001 * aggregate(k3, mask, "token-mean")
     close(verl, out["grpo_total_loss_verl_style(token-mean, kl_loss_coef=0.001, dualclip3)"])
 
@@ -129,8 +143,8 @@ def test_dapo_overlong_and_dynamic_sampling(vectors):
 def test_padding_junk_never_leaks(grpo):
     """inf / nan in padded slots must not change any aggregate (where(), not multiply-by-mask)."""
     g, logp, old, ref, rewards, mask = grpo
-    adv = broadcast_to_tokens(compute_advantages("grpo", rewards[None])[0], mask).double()
-    loss, _ = clipped_surrogate(logp, old, adv, mask)
+    adv = token_advantages(rewards, mask)
+    loss, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask)
     dirty = torch.where(mask.bool(), loss, torch.tensor(float("nan"), dtype=loss.dtype))
     for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "drgrpo"):
         close(aggregate(dirty, mask, mode), aggregate(loss, mask, mode))

@@ -1,0 +1,69 @@
+"""A run's directory: where it goes (or which one a resume continues), its logs cut back to the checkpoint a
+resume starts from, and the summary written at the end: runs/<name>/ holds config.yaml, metrics.jsonl,
+samples.jsonl, checkpoints/, plots/ and summary.json."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from reasonrl import checkpoint
+from reasonrl.config import Config
+from reasonrl.metrics import read_metrics, write_plots
+
+
+def prepare_run_dir(cfg: Config) -> tuple[Path, Path | None]:
+    """-> (run directory, checkpoint to resume from or None)."""
+    root = Path(cfg.logging.run_dir)
+    resume = cfg.checkpoint.resume
+    if resume not in ("auto", "never"):
+        ckpt = Path(resume)
+        if (ckpt / "checkpoints" / "latest").exists():  # a run directory was given
+            ckpt = ckpt / "checkpoints" / "latest"
+        if not (ckpt / "trainer_state.pt").is_file():
+            raise FileNotFoundError(f"checkpoint.resume={resume!r}: no checkpoint there (expected trainer_state.pt); "
+                                    f"pass a checkpoints/step_N directory, a run directory, or auto")
+        ckpt = ckpt.resolve()
+        return ckpt.parent.parent, ckpt
+    if cfg.logging.name:
+        run_dir = root / cfg.logging.name
+    elif resume == "auto" and (newest := _newest_run_with_checkpoint(root)) is not None:
+        run_dir = newest
+    else:
+        run_dir = root / datetime.now().strftime("%Y%m%d-%H%M%S")
+    ckpt = checkpoint.latest(run_dir) if resume == "auto" else None
+    if ckpt is None and run_dir.exists() and (run_dir / "metrics.jsonl").exists():
+        raise FileExistsError(f"run directory {run_dir} already holds a run; pass checkpoint.resume=auto to continue "
+                              f"it, or choose another logging.name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, ckpt
+
+
+def _newest_run_with_checkpoint(root: Path) -> Path | None:
+    runs = [p for p in root.glob("*") if (p / "checkpoints" / "latest").exists()] if root.is_dir() else []
+    return max(runs, key=lambda p: (p / "checkpoints" / "latest").stat().st_mtime, default=None)
+
+
+def truncate_logs(run_dir: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from, so the files stay consistent."""
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = run_dir / name
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def finish(run_dir: Path, state: checkpoint.TrainState, cfg: Config) -> dict:
+    """summary.json (and plots/) at the end of a run; returns the summary."""
+    evals = state.evals
+    summary = {
+        "run_dir": str(run_dir), "steps": state.step, "seconds": round(state.seconds, 1),
+        "tokens_generated": state.tokens_generated,
+        "eval_accuracy_before": evals[0]["accuracy"] if evals else None,
+        "eval_accuracy_after": evals[-1]["accuracy"] if evals else None,
+        "evals": evals,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if cfg.logging.plots:
+        write_plots(run_dir, read_metrics(run_dir), evals)
+    return summary
