@@ -73,10 +73,10 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
     load_weights(policy, ckpt)
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     if prm is not None:
-        if not (ckpt / "prm" / "optimizer.pt").is_file():
+        if not (ckpt / "prm" / "config.json").is_file():
             raise RuntimeError(f"checkpoint {ckpt} has no PRM state but this run trains a PRM (prm.enabled=true); "
                                f"resume with the run's own config, or start a new run")
-        prm.load_pretrained(ckpt / "prm")
+        prm.load_pretrained(ckpt / "prm", optimizer_state=blob.get("prm_optimizer"))
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     sampler.load_state_dict(blob["sampler"])

@@ -41,7 +41,7 @@ class ModelConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = option("arithmetic", "procedural task generator (reasonrl.tasks registry)")
+    name: str = option("arithmetic", "procedural task generator: arithmetic (multi-step sums) | function_spec (write f(x) from a spec)")
     min_operands: int = option(3, "fewest operands in a problem")
     max_operands: int = option(4, "most operands in a problem")
     max_value: int = option(30, "operands are drawn from 0..max_value")
@@ -101,7 +101,7 @@ class AlgorithmConfig:
     clip_low: float = option(0.2, "clip range floor 1 - clip_low: of the token ratio (ppo_clip), the sequence ratio (gspo; GSPO uses ~3e-4) or the importance weight (cispo)")
     clip_high: float = option(0.28, "clip range ceiling 1 + clip_high (DAPO clip-higher when > clip_low; GSPO uses ~4e-4)")
     dual_clip: Optional[float] = option(None, "dual-clip constant c > 1 capping negative-advantage losses (ppo_clip only; none = off)")
-    loss_agg: str = option("token-mean", "loss aggregation: token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm")
+    loss_agg: str = option("token-mean", "loss aggregation: token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm (verl's Dr. GRPO) | drgrpo (the Dr. GRPO paper's)")
     loss_scale_factor: Optional[float] = option(None, "constant divisor for seq-mean-token-sum-norm (none = max_new_tokens)")
     kl_coef: float = option(0.0, "KL-to-reference coefficient (0 = no reference model is loaded)")
     kl_estimator: str = option("k3", "per-token KL estimator: k1 | k2 | k3")

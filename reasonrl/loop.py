@@ -27,6 +27,7 @@ from reasonrl.process import ProcessRewards, ProcessStep, build_prm
 from reasonrl.rollout import ENGINES
 from reasonrl.rundir import finish, prepare_run_dir, truncate_logs
 from reasonrl.types import RolloutGroup, SamplingParams, TrainBatch
+from reasonrl.validate import validate
 from verifiers import VerifierPool
 
 
@@ -67,7 +68,9 @@ class Parts:
 
 
 def run(cfg: Config) -> dict:
-    """Train with cfg (validated: reasonrl.validate); return the summary (also written to summary.json)."""
+    """Train with cfg; return the summary (also written to summary.json). Raises ConfigError first if any part
+    of the config fails its check (reasonrl/validate.py), however the Config was built."""
+    validate(cfg)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     run_dir, resume_from = prepare_run_dir(cfg)
@@ -288,9 +291,8 @@ def evaluate(p: Parts, cfg: Config, *, step: int, logger: RunLogger) -> dict:
     res = evaluate_greedy(p.engine, p.verifier, p.held_out, cfg.eval.max_new_tokens)
     entry = {"step": step, "accuracy": res["accuracy"], "response_length": res["response_length"]}
     line = f"eval step {step}: held-out greedy accuracy {res['accuracy']:.3f} on {len(p.held_out)} problems"
-    groups = [RolloutGroup(rec, p.engine.prompt_ids(rec.prompt), [r]) for rec, r in zip(p.held_out, res["rollouts"])]
-    auroc = p.process.held_out_auroc(groups, torch.tensor([x["correct"] for x in res["results"]]), p.engine.pad_id,
-                                     p.learner.logprobs)
+    auroc = p.process.held_out_auroc(p.held_out, res["rollouts"], torch.tensor([x["correct"] for x in res["results"]]),
+                                     p.engine, p.learner.logprobs)
     if auroc is not None:
         entry["prm_auroc"] = auroc
         line += f", PRM AUROC {auroc:.3f}"

@@ -154,7 +154,7 @@ def write_plots(run_dir: Path, rows: list[dict], evals: list[dict]) -> list[Path
     out_dir.mkdir(exist_ok=True)
     written = []
     for name, series, ylabel in (
-        ("reward", [(r["step"], r.get("reward/mean")) for r in rows], "mean outcome reward (train rollouts)"),
+        ("reward", [(r["step"], r.get("reward/mean")) for r in rows], "mean reward trained on (shaped)"),
         ("eval_accuracy", [(e["step"], e["accuracy"]) for e in evals], "held-out greedy accuracy"),
     ):
         pts = [(x, y) for x, y in series if y is not None]

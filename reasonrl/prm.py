@@ -153,7 +153,13 @@ class ImplicitPRM:
         self.model.save_pretrained(directory, safe_serialization=True)
         torch.save(self.optimizer.state_dict(), Path(directory) / "optimizer.pt")
 
-    def load_pretrained(self, directory: Path) -> None:
-        """Restore what save_pretrained wrote."""
+    def load_pretrained(self, directory: Path, optimizer_state: dict | None = None) -> None:
+        """Restore what save_pretrained wrote. optimizer_state: where checkpoints written before the PRM kept its
+        own optimizer.pt held it (trainer_state.pt's "prm_optimizer"), used only when optimizer.pt is absent."""
         load_weights(self.model, directory)
-        self.optimizer.load_state_dict(torch.load(Path(directory) / "optimizer.pt", weights_only=True))
+        path = Path(directory) / "optimizer.pt"
+        if path.is_file():
+            optimizer_state = torch.load(path, weights_only=True)
+        if optimizer_state is None:
+            raise RuntimeError(f"{directory} holds PRM weights but no optimizer state (optimizer.pt)")
+        self.optimizer.load_state_dict(optimizer_state)

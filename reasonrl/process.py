@@ -25,7 +25,7 @@ from reasonrl.models import frozen_copy, load_model
 from reasonrl.prm import PRM_LOSSES, ImplicitPRM
 from reasonrl.registry import Problems, Registry
 from reasonrl.steps import check_step_split, step_end_tokens
-from reasonrl.types import RolloutGroup, TrainBatch
+from reasonrl.types import Record, Rollout, RolloutGroup, TrainBatch
 
 REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, reuse_kl_ref) -> (N, T) log-probs
 UPDATE_ORDERS: Registry = Registry("PRM update order")  # prm.update: (prm, batch, correct, ref) -> (q, metrics)
@@ -176,12 +176,14 @@ class ProcessStep:
                         "process/return_wrong": per_row[~right].mean().item() if (~right).any() else 0.0})
         return ProcessRewards(values, ends, metrics)
 
-    def held_out_auroc(self, groups: list[RolloutGroup], correct: torch.Tensor, pad_id: int,
+    def held_out_auroc(self, records: list[Record], rollouts: list[Rollout], correct: torch.Tensor, engine,
                        policy_logp: Callable[[TrainBatch], torch.Tensor]) -> Optional[float]:
-        """AUROC of beta * sum q predicting correctness on responses the PRM never trained on (None without a PRM)."""
+        """AUROC of beta * sum q predicting correctness on responses the PRM never trained on: one rollout per
+        record, prompts tokenised as the engine does. None without a PRM (and no work done)."""
         if self.prm is None:
             return None
-        batch = collate(groups, pad_id)
+        groups = [RolloutGroup(rec, engine.prompt_ids(rec.prompt), [r]) for rec, r in zip(records, rollouts)]
+        batch = collate(groups, engine.pad_id)
         if self.needs_logp_old:
             batch.logp_old = policy_logp(batch)
         ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, False)

@@ -59,6 +59,13 @@ def check(cfg: Config, *, search: bool = False) -> list[str]:
     return list(p)
 
 
+def validate(cfg: Config, *, search: bool = False) -> None:
+    """Raise one ConfigError listing every problem check finds."""
+    problems = check(cfg, search=search)
+    if problems:
+        raise ConfigError(problems)
+
+
 def load_config(argv: list[str], *, search: bool = False) -> Config:
     """parse + check: the Config, or one ConfigError with every problem (unknown keys and wrong types too)."""
     cfg, problems = parse(argv)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from reasonrl.algorithms.process_rewards import sequence_logit
-from reasonrl.batching import Forward, collate
+from reasonrl.batching import collate
+from reasonrl.prm import ImplicitPRM
 from reasonrl.types import Record, Rollout, RolloutGroup, SamplingParams
 from search.tree import Node
 
@@ -22,8 +22,8 @@ VALUE_SOURCES = ("prm", "verifier")  # search.value
 
 class PRMValue:
     def __init__(self, prm: torch.nn.Module, ref: torch.nn.Module, tokenizer, beta: float, max_tokens: int = 16384):
-        self.prm, self.ref, self.tokenizer, self.beta = prm.eval(), ref.eval(), tokenizer, beta
-        self.forward = Forward(max_tokens)
+        self.implicit = ImplicitPRM(prm.eval(), ref.eval(), beta=beta, max_tokens_per_microbatch=max_tokens)
+        self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def __call__(self, records: list[Record], nodes: list[Node]) -> list[float]:
@@ -32,9 +32,7 @@ class PRMValue:
             return []
         groups = [RolloutGroup(r, self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"],
                                [Rollout(n.prefix_ids(), [], n.prefix_text(), "stop")]) for r, n in zip(records, nodes)]
-        batch = collate(groups, self.pad_id)
-        q = self.forward.all_logprobs(self.prm, batch) - self.forward.all_logprobs(self.ref, batch)
-        return torch.sigmoid(sequence_logit(q, batch.loss_mask, self.beta)).tolist()
+        return torch.sigmoid(self.implicit.sequence_scores(collate(groups, self.pad_id))).tolist()
 
 
 class VerifierValue:

@@ -56,12 +56,12 @@ def vectors() -> dict:
 
 
 def close(actual, expected, rtol: float = 1e-6) -> None:
-    """Equal within rtol of the magnitude compared (the largest |expected|): torch.testing.assert_close in
-    float64, so a value near zero in a vector of ones is held to the vector's scale, not to zero."""
+    """|actual - expected| <= rtol * (the magnitude compared: the largest |expected|, at least 1e-6), elementwise,
+    in float64: a value near zero in a vector of ones is held to the vector's scale, not to zero."""
     a = torch.as_tensor(actual, dtype=torch.float64)
     b = torch.as_tensor(expected, dtype=torch.float64)
     scale = b.abs().max().item() if b.numel() else 0.0
-    torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * max(scale, 1e-6))
+    torch.testing.assert_close(a, b, rtol=0.0, atol=rtol * max(scale, 1e-6))
 
 
 def padded(rows: list[list[float]], width: int | None = None, junk: float = 123.0) -> tuple[torch.Tensor, torch.Tensor]:

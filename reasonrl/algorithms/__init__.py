@@ -1,5 +1,6 @@
-"""Pure tensor math: advantages, losses, reductions, reward transforms. No I/O, no config objects.
-The equations, with the variant chosen where sources disagree, are in docs/algorithms.md."""
+"""Pure tensor math: advantages, losses, reductions, reward transforms. No I/O; the math never sees a config
+object (checks.py, beside it, validates the algorithm config section against these registries). The equations,
+with the variant chosen where sources disagree, are in docs/algorithms.md."""
 from reasonrl.algorithms.advantages import ADVANTAGES, AdvantageInputs, AdvantageOptions, broadcast_to_tokens
 from reasonrl.algorithms.losses import (KL_ESTIMATORS, POLICY_LOSSES, ClipRange, kl_penalty, logprob_gap,
                                         truncated_is_weights)

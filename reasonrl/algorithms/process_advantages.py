@@ -4,7 +4,7 @@ Shapes: q, mask, ends, values (N, T) in the learner's target layout, rows of a p
 contiguous; outcome (N,) the outcome reward of each row.
 
 A response is cut into steps; `ends` marks the token that closes each step (every response token
-for token granularity). The process source is a value on each step-end token (docs/algorithms.md 6):
+for token granularity). The process source is a value on each step-end token (docs/algorithms.md 5.1, 6):
 
   shaping none        value_k = beta * sum of q over step k              (PRIME / OPRL step reward)
   shaping clip|delta|clip_delta|delta_keep_last|raw

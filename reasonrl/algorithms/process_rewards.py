@@ -3,9 +3,9 @@
 Shapes: logp_prm, logp_ref, q, mask (N, T) with the rows of a prompt's K samples contiguous
 (asserted where it matters); acc (N,) 0/1 outcome labels; K samples per prompt.
 
-Variants chosen (docs/algorithms.md 5.2): token scores are q without beta, batch-normalised (the
-original repo; beta cancels in the normalisation anyway), the leave-one-out baseline is the released
-code's form r*K/(K-1) - sum_j mean_j/(K-1) by default (it reproduces the released models; the paper's
+Variants chosen (docs/algorithms.md 5.2): the process values are beta * q, batch-normalised (verl's
+recipe; the original repo feeds q, and beta cancels in the normalisation), the leave-one-out baseline is
+the released code's form r*K/(K-1) - sum_j mean_j/(K-1) by default (it reproduces the released models; the paper's
 form is the `paper` entry of LOO_FORMS), and returns (gamma = 1) are whitened over the whole batch, as
 both codebases do.
 """

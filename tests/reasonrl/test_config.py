@@ -119,18 +119,38 @@ def test_dual_clip_applies_to_ppo_clip_only():
 
 
 def test_help_names_every_registered_option():
-    """Where --help lists the choices of a key, it lists the registry's, so documentation cannot drift."""
-    from reasonrl.algorithms import ADVANTAGES, KL_ESTIMATORS, POLICY_LOSSES, SHAPINGS
-    from reasonrl.data import FORMATS, SOURCES
-    from reasonrl.learner import LR_SCHEDULES
-    from reasonrl.models import ATTN_IMPLEMENTATIONS, DTYPES
-    from reasonrl.rollout import ENGINES
+    """Each key's choices live in one place, the registry or tuple of the part that owns them; --help describes
+    them in words, and a registered name that the help of its key does not mention fails here."""
+    import re
 
-    helps = {k: f.metadata["help"] for k, f, _ in __import__("reasonrl.config").config.iter_fields()}
-    for key, names in (("algorithm.advantage", ADVANTAGES.names()), ("algorithm.policy_loss", POLICY_LOSSES.names()),
-                       ("algorithm.kl_estimator", KL_ESTIMATORS.names()), ("prm.shaping", SHAPINGS.names()),
-                       ("data.format", FORMATS.names()), ("data.source", SOURCES.names()),
-                       ("trainer.lr_schedule", LR_SCHEDULES.names()), ("model.dtype", list(DTYPES)),
-                       ("model.attn_implementation", ATTN_IMPLEMENTATIONS), ("rollout.engine", ENGINES.names())):
-        missing = [n for n in names if n not in helps[key]]
-        assert not missing, (key, missing)
+    from reasonrl.algorithms import (ADVANTAGES, KL_ESTIMATORS, LOO_FORMS, LOSS_AGGREGATIONS, POLICY_LOSSES,
+                                     PROCESS_NORMS, PROCESS_SHAPINGS)
+    from reasonrl.config import iter_fields
+    from reasonrl.data import FORMATS, SOURCES
+    from reasonrl.learner import AUTOCAST, LR_SCHEDULES
+    from reasonrl.metrics import WANDB_MODES
+    from reasonrl.models import ATTN_IMPLEMENTATIONS, DEVICES, DTYPES
+    from reasonrl.prm import PRM_LOSSES
+    from reasonrl.process import GRANULARITIES, REFERENCES, UPDATE_ORDERS
+    from reasonrl.rollout import ENGINES
+    from reasonrl.steps import SPLITTERS
+    from reasonrl.tasks import TASKS
+    from search.mcts import ANSWERS, SELECTIONS
+    from search.methods import METHODS
+    from search.values import VALUE_SOURCES
+
+    choices = {
+        "model.dtype": DTYPES, "model.attn_implementation": ATTN_IMPLEMENTATIONS, "data.source": SOURCES,
+        "data.format": FORMATS, "data.task.name": TASKS, "rollout.engine": ENGINES, "algorithm.advantage": ADVANTAGES,
+        "algorithm.policy_loss": POLICY_LOSSES, "algorithm.loss_agg": LOSS_AGGREGATIONS,
+        "algorithm.kl_estimator": KL_ESTIMATORS, "prm.reference": REFERENCES, "prm.loss": PRM_LOSSES,
+        "prm.update": UPDATE_ORDERS, "prm.granularity": GRANULARITIES, "prm.step_split": SPLITTERS,
+        "prm.shaping": PROCESS_SHAPINGS, "prm.loo_form": LOO_FORMS, "prm.norm": PROCESS_NORMS,
+        "trainer.lr_schedule": LR_SCHEDULES, "trainer.autocast": AUTOCAST, "trainer.device": DEVICES,
+        "search.methods": METHODS, "search.value": VALUE_SOURCES, "search.selection": SELECTIONS,
+        "search.answer": ANSWERS, "logging.wandb_mode": WANDB_MODES,
+    }
+    helps = {k: f.metadata["help"] for k, f, _ in iter_fields()}
+    for key, names in choices.items():
+        missing = [n for n in names if not re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", helps[key])]
+        assert not missing, (key, missing, helps[key])

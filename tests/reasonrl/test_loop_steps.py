@@ -90,7 +90,6 @@ def test_logprob_gap_is_measured_on_the_response_and_warns_past_the_bound(tiny_m
     """The HF engine's log-probs match the learner's recomputation; a stale learner is caught and warned about."""
     import copy
 
-    from reasonrl.algorithms import logprob_gap
     from reasonrl.batching import collate
     from reasonrl.config import LoggingConfig
     from reasonrl.learner import Learner, LossSettings
@@ -120,8 +119,6 @@ def test_logprob_gap_is_measured_on_the_response_and_warns_past_the_bound(tiny_m
     stale_learner = Learner(stale, torch.optim.SGD(stale.parameters(), lr=0.0), None, loss=LossSettings())
     metrics = stale_learner.update(batch, torch.Generator())  # as if the engine served other weights than the learner's
     assert metrics["rollout/logprob_gap_mean"] > 1e-3 and metrics["rollout/logprob_gap_max"] >= metrics["rollout/logprob_gap_mean"]
-    assert (metrics["rollout/logprob_gap_mean"], metrics["rollout/logprob_gap_max"]) == logprob_gap(
-        batch.logp_engine, batch.logp_old, batch.loss_mask)
     logger = RunLogger(tmp_path, LoggingConfig(progress=False), total_steps=1)
     try:
         warn_on_logprob_gap(metrics, 1e-3, step=7, logger=logger)

@@ -39,7 +39,7 @@ def test_rewards_live_on_the_response_and_start_at_zero(parts):
     tok, model, ref = parts
     batch, acc = toy_batch(tok)
     q = ImplicitPRM(model, ref).token_rewards(batch)
-    assert torch.allclose(q, torch.zeros_like(q))  # phi starts as a copy of the reference
+    assert torch.equal(q, torch.zeros_like(q))  # phi starts as a copy of the reference: exactly zero
     assert (q[batch.loss_mask == 0] == 0).all()
 
 
@@ -120,3 +120,13 @@ def test_state_round_trips_and_warmstart_fits_soft_targets(parts, tmp_path):
         assert torch.equal(value, again.state_dict()["model"][name]), name
     with pytest.raises(ValueError, match="prm.loss=ce"):
         ImplicitPRM(copy.deepcopy(model), ref, loss="dpo").warmstart([(batch, targets)])
+    # checkpoints written before the PRM saved its own optimizer.pt kept the state in trainer_state.pt
+    prm.save_pretrained(tmp_path / "old")
+    (tmp_path / "old" / "optimizer.pt").unlink()
+    with pytest.raises(RuntimeError, match="no optimizer state"):
+        again.load_pretrained(tmp_path / "old")
+    again.load_pretrained(tmp_path / "old", optimizer_state=copy.deepcopy(prm.state_dict()["optimizer"]))
+    prm.update(batch, acc)
+    again.update(batch, acc)
+    for name, value in prm.state_dict()["model"].items():
+        assert torch.equal(value, again.state_dict()["model"][name]), name

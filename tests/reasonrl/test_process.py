@@ -100,15 +100,18 @@ def test_process_rewards_with_shaping_and_gate(setup, gate):
 
 
 def test_held_out_auroc_rises_once_the_prm_has_learned(setup):
+    from reasonrl.rollout.hf import HFEngine
+
     tok, policy, groups, batch, correct = setup
     step = process_step(policy, tok, lr=3e-3, beta=0.5, update="before")
     held = [group(tok, "Q: 2+5\n", [r]) for r in ("x=7", "a=5\nx=9", "b=2\nx=7", "x=9")]
-    labels = torch.tensor([1, 0, 1, 0])
-    assert step.held_out_auroc(held, labels, tok.pad_token_id, None) == 0.5  # phi == ref: all scores tie
+    records, rollouts = [g.record for g in held], [g.rollouts[0] for g in held]
+    engine, labels = HFEngine(policy, tok), torch.tensor([1, 0, 1, 0])
+    assert step.held_out_auroc(records, rollouts, labels, engine, None) == 0.5  # phi == ref: all scores tie
     for _ in range(15):
         step(batch, groups, correct, correct)
-    assert step.held_out_auroc(held, labels, tok.pad_token_id, None) == 1.0
-    assert ProcessStep(None, PrmConfig(), tok).held_out_auroc(held, labels, tok.pad_token_id, None) is None
+    assert step.held_out_auroc(records, rollouts, labels, engine, None) == 1.0
+    assert ProcessStep(None, PrmConfig(), tok).held_out_auroc(records, rollouts, labels, engine, None) is None
 
 
 def test_without_a_prm_the_step_does_nothing(setup):

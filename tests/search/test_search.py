@@ -18,14 +18,14 @@ def test_backup_and_selection_scores_by_hand():
     root = Node()
     a, b = root.add_child(Node(text="a", logprob=-1.0)), root.add_child(Node(text="b", logprob=-2.0))
     set_priors(root.children)
-    assert abs(a.prior - 1 / (1 + math.exp(-1))) < 1e-9  # softmax of (-1, -2)
+    assert a.prior == pytest.approx(1 / (1 + math.exp(-1)), rel=1e-9)  # softmax of (-1, -2)
     backup(a, 0.8)
     backup(b, 0.2)
     backup(a, 0.4)
     assert (root.visits, round(root.value_sum, 6), a.visits, round(a.q, 6)) == (3, 1.4, 2, 0.6)
     # UCT: 0.6 + 1.0 * sqrt(ln 3 / 2); PUCT: 0.6 + 1.0 * P_a * sqrt(3) / 3
-    assert abs(uct(a, 3, 1.0) - (0.6 + math.sqrt(math.log(3) / 2))) < 1e-9
-    assert abs(puct(a, 3, 1.0) - (0.6 + a.prior * 3 ** 0.5 / 3)) < 1e-9
+    assert uct(a, 3, 1.0) == pytest.approx(0.6 + math.sqrt(math.log(3) / 2), rel=1e-9)
+    assert puct(a, 3, 1.0) == pytest.approx(0.6 + a.prior * 3 ** 0.5 / 3, rel=1e-9)
     assert uct(Node(), 3, 1.0) == float("inf")
 
 
@@ -105,7 +105,7 @@ def test_rest_mcts_value_targets_match_the_reference_vector(vectors):
 
     got = {n.text: t for n, t in value_targets(root, lambda n: n.text in correct).items()}
     want = v["outputs"]["tree_value_targets"]
-    assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-9 for k in want)
+    assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12) for k in want)
     assert value_targets(root, lambda n: False) == {}  # no correct answer anywhere: no targets
 
 
@@ -122,7 +122,8 @@ def test_collection_writes_verified_traces_and_value_targets(tmp_path):
     values = {r["prefix"]: r["target"] for r in map(json.loads, (tmp_path / "values.jsonl").read_text().splitlines())}
     assert sft == [{"prompt": "Q:\n", "response": BEST}] and summary["solved"] == 1
     # the route b -> b2 -> 42 (m = 2, 1, 0) rises 1/3, 2/3, 1; branches off it fall back
-    assert abs(values["b\n"] - 1 / 3) < 1e-6 and abs(values["b\nb2\n"] - 2 / 3) < 1e-6 and values[BEST] == 1.0
+    assert values["b\n"] == pytest.approx(1 / 3, rel=1e-6) and values["b\nb2\n"] == pytest.approx(2 / 3, rel=1e-6)
+    assert values[BEST] == 1.0
     assert values["a\n"] == 0.0 and values["b\nb1\n"] < 1 / 3
 
 
@@ -151,5 +152,5 @@ def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_mo
         with torch.no_grad():
             q = token_logprobs(prm, ids, torch.ones_like(ids))[0] - token_logprobs(ref, ids, torch.ones_like(ids))[0]
         want = torch.sigmoid(0.5 * q[0, len(p) - 1:].sum()).item()
-        assert abs(g - want) < 1e-5, (r.prompt, g, want)
+        assert g == pytest.approx(want, rel=1e-5), (r.prompt, g, want)
     assert got[2] == 0.5 and got[0] != 0.5

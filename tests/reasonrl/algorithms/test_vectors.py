@@ -83,14 +83,16 @@ def test_clipped_surrogate_and_aggregation(grpo, key):
 
 
 def test_worked_example_dual_clip_token(grpo):
-    """docs/algorithms.md 2.2: the token with log-ratio 1.3 and A = -1.5 costs 1.5 e^1.3 = 5.504, or 1.5 * 3 = 4.5
-    under dual clip 3."""
-    _, logp, old, _, rewards, mask = grpo
+    """docs/algorithms.md 2.2: the token with log-ratio 1.3 and A = -1.5 (-1.499997 with eps on the std) costs
+    -A e^1.3 = 5.504, or -A * 3 = 4.5 under dual clip 3."""
+    g, logp, old, _, rewards, mask = grpo
+    a = g["outputs"]["advantages"]["grpo_std_ddof1_eps1e-6"][1]
     adv = token_advantages(rewards, mask)
     plain, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask)
     dual, _ = POLICY_LOSSES.get("ppo_clip")(logp, old, adv, mask, ClipRange(dual=3.0))
-    close(plain[1, 4], 1.5 * torch.tensor(1.3, dtype=torch.float64).exp())
-    close(dual[1, 4], 4.5)
+    close(logp[1, 4] - old[1, 4], 1.3, rtol=1e-12)
+    close(plain[1, 4], -a * torch.tensor(1.3, dtype=torch.float64).exp())
+    close(dual[1, 4], -a * 3)
 
 
 def test_kl_estimators(grpo):
