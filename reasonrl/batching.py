@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reasonrl.models import token_logprobs
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS, token_logprobs
 from reasonrl.packing import packed_micro_batches, packed_token_logprobs
 from reasonrl.prefix import group_micro_batches, shared_prefix_logprobs
 from reasonrl.types import RolloutGroup, TrainBatch
@@ -73,13 +73,15 @@ class Forward:
     """How a batch goes through a model, shared by the learner and the PRM: token-budget micro-batches,
     padded (length-sorted), packed without padding (reasonrl/packing.py), or padded with each group's
     prompt computed once (share_prompts, reasonrl/prefix.py; not with packing). Outputs are (N, T)
-    targets; with share_prompts only the response targets are filled."""
+    targets; with share_prompts only the response targets are filled. The output head is applied in chunks
+    when a micro-batch's logits would exceed max_logits elements (reasonrl/logprobs.py)."""
 
     max_tokens: int = 16384
     packing: bool = False
     pack_tokens: int = 4096
     share_prompts: bool = False
     autocast: bool = False  # bf16 autocast around the model call (weights and gradients keep their dtype)
+    max_logits: int = DEFAULT_MAX_LOGITS  # logits (elements) computed at once
 
     def _shared(self, batch: TrainBatch) -> bool:
         return self.share_prompts and not self.packing and batch.prompt_lens is not None and batch.group_ids is not None
@@ -98,9 +100,10 @@ class Forward:
         ids, mask = mb.input_ids.to(dev), mb.attention_mask.to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):
             if self._shared(mb):
-                return shared_prefix_logprobs(model, ids, mask, mb.prompt_lens, with_entropy=with_entropy)
+                return shared_prefix_logprobs(model, ids, mask, mb.prompt_lens, with_entropy=with_entropy,
+                                              max_logits=self.max_logits)
             fn = packed_token_logprobs if self.packing else token_logprobs
-            return fn(model, ids, mask, with_entropy=with_entropy)
+            return fn(model, ids, mask, with_entropy=with_entropy, max_logits=self.max_logits)
 
     @torch.no_grad()
     def all_logprobs(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:

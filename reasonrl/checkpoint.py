@@ -1,7 +1,8 @@
 """Save and resume everything a run needs to continue exactly where it stopped.
 
     checkpoints/step_N/    config.json, model.safetensors, tokenizer files  (the policy, HF format:
-                           usable directly as model.path), trainer_state.pt (optimizer, scheduler,
+                           usable directly as model.path; under LoRA the merged model, and the adapter
+                           in adapter/), trainer_state.pt (optimizer, scheduler,
                            RNG states, data cursor), trainer_state.json (step, evaluations, totals)
     checkpoints/step_N/prm/  the implicit PRM, when one is trained: its weights (HF format) and
                            optimizer.pt, both written and read by the PRM itself
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reasonrl.models import load_weights
+from reasonrl.lora import load_model_state, save_model
 from reasonrl.registry import Problems
 
 
@@ -34,13 +35,14 @@ class TrainState:
 
 
 def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, scheduler, sampler,
-         generators: dict[str, torch.Generator], keep: int, prm=None) -> Path:
+         generators: dict[str, torch.Generator], keep: int, prm=None, merged: bool = True) -> Path:
+    """merged: under LoRA, also write the merged model (the adapter is written either way)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{state.step}"
     tmp = ckpt_root / f".tmp_step_{state.step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    policy.save_pretrained(tmp, safe_serialization=True)
+    save_model(policy, tmp, merged=merged)
     tokenizer.save_pretrained(tmp)
     if prm is not None:
         prm.save_pretrained(tmp / "prm")
@@ -70,7 +72,7 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
          prm=None) -> TrainState:
     """Restore a checkpoint into already-built objects; returns the saved TrainState."""
     ckpt = ckpt.resolve()
-    load_weights(policy, ckpt)
+    load_model_state(policy, ckpt)
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     if prm is not None:
         if not (ckpt / "prm" / "config.json").is_file():

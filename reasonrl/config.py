@@ -32,11 +32,21 @@ def section(cls: type, help: str) -> Any:
 
 
 @dataclass
+class LoraOptions:
+    rank: int = option(0, "LoRA rank: adapters of this rank are trained instead of the full weights (0 = full fine-tuning; needs peft)")
+    alpha: float = option(16.0, "LoRA alpha: the adapter's update is scaled by alpha / rank")
+    dropout: float = option(0.0, "dropout on the adapters' input")
+    target_modules: list = option(["all-linear"], "modules that get adapters: all-linear (every linear layer but the output head) or names such as [q_proj, v_proj]")
+    save_merged: bool = option(True, "checkpoints also hold the merged model (usable as model.path); the adapter is in adapter/ either way")
+
+
+@dataclass
 class ModelConfig:
     path: str = option("assets/tiny-math", "policy checkpoint: a local HF directory (the embedded default) or a hub id")
     dtype: str = option("float32", "parameter dtype: float32 | bfloat16 | float16")
     attn_implementation: str = option("sdpa", "transformers attention backend: sdpa | eager | flash_attention_2 (flash-attn package) | torch_varlen (PyTorch's varlen flash kernel, CUDA)")
     gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
+    lora: LoraOptions = section(LoraOptions, "LoRA through PEFT (rank 0 = off)")
 
 
 @dataclass
@@ -55,11 +65,14 @@ class DataConfig:
     path: Optional[str] = option(None, "train data: a file, pkg:<package>/<file>, or (source=hf) a dataset name or saved directory")
     eval_path: Optional[str] = option(None, "held-out data, same kinds as data.path; none means no held-out evaluation from data")
     format: str = option("plain", "row format: plain | gsm8k | math | mbpp | humaneval")
+    subset: Optional[str] = option(None, "the dataset's configuration for source=hf, e.g. main for openai/gsm8k (none = its default)")
     split: str = option("train", "split of data.path for source=hf")
     eval_split: str = option("test", "split of data.eval_path for source=hf")
     prompt_field: str = option("prompt", "field holding the prompt text (format=plain)")
     reference_field: str = option("reference", "field holding the reference answer (format=plain)")
-    prompt_template: str = option("{prompt}", "prompt sent to the model; {prompt} is the row's problem text")
+    prompt_template: str = option("{prompt}", "the user's message; {prompt} is the row's problem text")
+    chat_template: str = option("auto", "wrap the message in the tokenizer's chat template: auto (when the tokenizer has one) | true | false")
+    system_prompt: Optional[str] = option(None, "system message placed before the user's when the chat template is applied (none = no system message)")
     verifier: str = option("math", "verifier for rows that do not name one (format=plain); a name or package.module:Class")
     shuffle: bool = option(True, "shuffle file datasets each epoch (seeded)")
     task: TaskConfig = section(TaskConfig, "procedural task options (source=task)")
@@ -152,6 +165,7 @@ class TrainerConfig:
     ppo_epochs: int = option(1, "passes over each rollout batch")
     mini_batches: int = option(1, "optimizer steps per epoch (the batch is split into this many)")
     max_tokens_per_microbatch: int = option(16384, "token budget of one forward/backward (length-sorted micro-batches)")
+    logits_mb: int = option(256, "most memory (MB of fp32 logits) one forward computes at once; past it the output head runs in chunks, recomputed in backward (the 50k-150k vocabularies of real models)")
     packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")
     share_prompts: bool = option(True, "padded path: each group's prompt goes through the model once per micro-batch (KV cache shared by its G rows), same numbers as recomputing it")
@@ -187,11 +201,13 @@ class SearchConfig:
     max_simulations: int = option(64, "mcts simulations per problem at most")
     widen: int = option(1, "mcts: most expansions of one node (1 = once, as ReST-MCTS*; more = progressive widening: a path ending in a finished answer re-expands its deepest unfinished node)")
     beam_width: int = option(2, "beams kept per problem")
-    step_tokens: int = option(32, "most tokens in one reasoning step (a step ends at a newline)")
+    step_tokens: int = option(32, "most tokens in one reasoning step (32 suits the embedded character-level model; a line of a BPE model needs ~64-128)")
+    step_split: Optional[str] = option(None, "what ends a step: newline | double_newline (none = prm.step_split, the PRM's own)")
     max_depth: int = option(8, "most steps in a solution")
     temperature: float = option(0.7, "sampling temperature of search expansions and best-of-N / majority samples")
     chunk: int = option(4, "samples per engine call for best_of_n / majority")
-    output: Optional[str] = option(None, "per-problem results as JSONL (none = not written)")
+    output: Optional[str] = option(None, "per-problem results as JSONL, appended as each batch of problems finishes; problems already in the file are skipped (resume) (none = not written)")
+    problems_per_call: int = option(32, "problems searched together (one batch of engine calls); results are written after each batch")
     collect_dir: Optional[str] = option(None, "self-training mode: MCTS with the verifier on training problems, writing sft.jsonl and values.jsonl here instead of evaluating")
     collect_size: int = option(200, "training problems searched in collection mode")
 
@@ -300,32 +316,55 @@ def _yaml_scalar(value: Any) -> str:
 
 # --------------------------------------------------------------------------- loading
 
-def parse_argv(argv: list[str]) -> tuple[Optional[str], list[str]]:
-    """Split `--config FILE` from `key=value` overrides."""
-    config_path, overrides = None, []
+def parse_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split `--config FILE` (any number of them, in order) from `key=value` overrides."""
+    config_paths, overrides = [], []
     it = iter(argv)
     for arg in it:
         if arg == "--config":
-            config_path = next(it, None)
-            if config_path is None:
+            path = next(it, None)
+            if path is None:
                 raise ConfigError(["--config needs a file path: --config configs/base.yaml"])
+            config_paths.append(path)
         elif arg.startswith("--config="):
-            config_path = arg.split("=", 1)[1]
+            config_paths.append(arg.split("=", 1)[1])
         else:
             overrides.append(arg)
-    return config_path, overrides
+    return config_paths, overrides
 
 
-def parse(argv: list[str] | None = None, *, config_path: str | None = None,
+def _override_layer(item: str) -> Any:
+    """One key=value as a config layer. A value YAML cannot parse ({prompt} ... \\boxed{}.) is taken as the
+    string it is, not an error: the key's type check still applies to it."""
+    try:
+        return OmegaConf.from_dotlist([item])
+    except Exception:  # yaml syntax errors (yaml.parser.ParserError, ScannerError) and omegaconf's
+        key, _, value = item.partition("=")
+        node: Any = value
+        for part in reversed(key.split(".")):
+            node = {part: node}
+        return OmegaConf.create(node)
+
+
+def _control_characters(key: str, value: Any) -> Optional[str]:
+    """A string value holding a control character (other than tab and newline) is almost always a YAML escape
+    in double quotes: "\\boxed" becomes a backspace and "oxed"."""
+    if isinstance(value, str) and any(ord(c) < 32 and c not in "\t\n" for c in value):
+        return (f"{key}={value!r}: holds a control character; in YAML double quotes a backslash starts an escape "
+                f"(\\b is a backspace): use single quotes, or double the backslash")
+    return None
+
+
+def parse(argv: list[str] | None = None, *, config_paths: list[str] | None = None,
           overrides: list[str] | None = None) -> tuple["Config", list[str]]:
-    """The merged Config and every unknown key, wrong type or unparsable override found on the way (the
-    Config holds the defaults where a layer's value was refused)."""
+    """The merged Config (defaults, then each --config file in order, then the overrides) and every unknown
+    key, wrong type or unusable value found on the way (the Config holds the earlier value where a layer's
+    value was refused)."""
     if argv is not None:
-        config_path, overrides = parse_argv(argv)
-    overrides = overrides or []
+        config_paths, overrides = parse_argv(argv)
     problems: list[str] = []
     layers = []
-    if config_path is not None:
+    for config_path in config_paths or []:
         path = Path(config_path)
         if not path.is_file():
             raise ConfigError([f"--config {config_path}: no such file; pass a YAML file such as configs/base.yaml"])
@@ -333,20 +372,17 @@ def parse(argv: list[str] | None = None, *, config_path: str | None = None,
             layers.append(OmegaConf.load(path))
         except Exception as exc:  # yaml syntax errors
             raise ConfigError([f"--config {config_path}: not valid YAML ({exc}); fix the file's syntax"]) from None
-    for item in overrides:
+    for item in overrides or []:
         if "=" not in item:
             problems.append(f"{item!r}: overrides are key=value (e.g. trainer.steps=10); use --config for a file")
             continue
-        try:
-            layers.append(OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as exc:
-            problems.append(f"{item!r}: cannot parse ({exc.msg if hasattr(exc, 'msg') else exc})")
+        layers.append(_override_layer(item))
 
     schema = OmegaConf.structured(Config)
     # Merge each leaf on its own so that every bad key is reported, not only the first.
     for layer in layers:
         for key, value in _flatten(OmegaConf.to_container(layer, resolve=False)):
-            problem = _check_leaf(schema, key, value)
+            problem = _check_leaf(schema, key, value) or _control_characters(key, value)
             if problem:
                 problems.append(problem)
             else:
@@ -354,10 +390,11 @@ def parse(argv: list[str] | None = None, *, config_path: str | None = None,
     return OmegaConf.to_object(schema), problems
 
 
-def load(argv: list[str] | None = None, *, config_path: str | None = None, overrides: list[str] | None = None) -> Config:
+def load(argv: list[str] | None = None, *, config_paths: list[str] | None = None,
+         overrides: list[str] | None = None) -> Config:
     """The merged Config; raises ConfigError listing every unknown key and wrong type. Values are not
     checked against each other here: use reasonrl.validate.load_config for that (train.py does)."""
-    cfg, problems = parse(argv, config_path=config_path, overrides=overrides)
+    cfg, problems = parse(argv, config_paths=config_paths, overrides=overrides)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -414,4 +451,4 @@ def to_yaml(cfg: Config) -> str:
 
 def from_yaml_file(path: str | Path) -> Config:
     """Reload a saved resolved config (a run directory's config.yaml)."""
-    return load(config_path=str(path), overrides=[])
+    return load(config_paths=[str(path)], overrides=[])

@@ -18,6 +18,11 @@ first few shown:
 
 A sampler is deterministic given its seed and cursor, and its state is the cursor, so a resumed
 run draws exactly the prompts the uninterrupted run would have drawn.
+
+Chat models (`data.chat_template`, `data.system_prompt`): the problem text, after data.prompt_template, is
+the user's message, and the prompt fed to the model is the tokenizer's chat template applied to it (with the
+system message first, and the generation prompt). Record.prompt holds that text, so the engine, the learner,
+the PRM and search all tokenise the same thing, and samples.jsonl shows the prompt as fed.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import gzip
 import importlib.util
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -37,6 +42,7 @@ FORMATS: Registry = Registry("data format")
 READERS: Registry = Registry("file reader")
 ROWS: Registry = Registry("row source")  # data.source for files and datasets: (path, split) -> rows
 SOURCES: Registry = Registry("data source")  # data.source: (data config, eval size, seed, log) -> (sampler, held-out)
+CHAT_MODES = ("auto", "true", "false")  # data.chat_template
 
 
 class DataError(ValueError):
@@ -134,8 +140,8 @@ def resolve_path(path: str) -> Path:
 
 
 @ROWS.register("file")
-def read_file(path: str, split: str = "train") -> Iterator[tuple[str, Any]]:
-    """Rows of a local file (`split` does not apply)."""
+def read_file(path: str, split: str = "train", subset: str | None = None) -> Iterator[tuple[str, Any]]:
+    """Rows of a local file (`split` and `subset` do not apply)."""
     p = resolve_path(path)
     if not p.is_file():
         raise DataError(f"data file {str(p)!r} does not exist")
@@ -146,7 +152,7 @@ def read_file(path: str, split: str = "train") -> Iterator[tuple[str, Any]]:
 
 
 @ROWS.register("hf")
-def read_hf(name: str, split: str) -> Iterator[tuple[str, Any]]:
+def read_hf(name: str, split: str, subset: str | None = None) -> Iterator[tuple[str, Any]]:
     try:
         import datasets
     except ImportError:
@@ -156,7 +162,7 @@ def read_hf(name: str, split: str) -> Iterator[tuple[str, Any]]:
             ds = datasets.load_from_disk(name)
             ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
         else:
-            ds = datasets.load_dataset(name, split=split)
+            ds = datasets.load_dataset(name, subset, split=split)
     except Exception as exc:
         raise DataError(f"could not open dataset {name!r} split {split!r}: {type(exc).__name__}: {exc}") from None
     for i, row in enumerate(ds):
@@ -249,8 +255,8 @@ def to_records(rows: Iterator[tuple[str, Any]], fmt: str, fields: RowFields) -> 
 
 
 def load_records(path: str, fmt: str = "plain", fields: RowFields = RowFields(), *, source: str = "file",
-                 split: str = "train") -> tuple[list[Record], LoadReport]:
-    records, report = to_records(ROWS.get(source)(path, split), fmt, fields)
+                 split: str = "train", subset: str | None = None) -> tuple[list[Record], LoadReport]:
+    records, report = to_records(ROWS.get(source)(path, split, subset), fmt, fields)
     if not records:
         raise DataError(f"{path}: no usable rows ({report.skipped} malformed).\n" + report.summary(str(path)))
     return records, report
@@ -313,9 +319,59 @@ class FileSampler(Sampler):
         return self.records[self._order_for(epoch)[i]]
 
 
-def build_data(data_cfg, eval_size: int, seed: int, log=print):
-    """-> (train sampler, held-out records) for the data config (data.source picks the builder)."""
-    return SOURCES.get(data_cfg.source)(data_cfg, eval_size, seed, log)
+class ChatSampler:
+    """A sampler whose records' prompts go through the chat template (its state is the inner sampler's)."""
+
+    def __init__(self, inner: Sampler, render: Callable[[str], str]):
+        self.inner, self.render = inner, render
+
+    @property
+    def cursor(self) -> int:
+        return self.inner.cursor
+
+    def next(self, n: int) -> list[Record]:
+        return [chat_record(r, self.render) for r in self.inner.next(n)]
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+
+def chat_record(record: Record, render: Callable[[str], str]) -> Record:
+    return replace(record, prompt=render(record.prompt))
+
+
+def chat_renderer(tokenizer, mode: str, system_prompt: str | None) -> Callable[[str], str] | None:
+    """message -> the text fed to the model, through the tokenizer's chat template; None when the template is
+    not used (data.chat_template=false, or auto and the tokenizer has none)."""
+    has = bool(getattr(tokenizer, "chat_template", None))
+    mode = str(mode).lower()
+    if mode == "false" or (mode == "auto" and not has):
+        if system_prompt:
+            raise DataError(f"data.system_prompt is set but no chat template is applied (data.chat_template={mode}"
+                            f"{', and the tokenizer has none' if not has else ''}): a system message needs one")
+        return None
+    if not has:
+        raise DataError("data.chat_template=true but the tokenizer at model.path has no chat template; use "
+                        "data.chat_template=auto or false, or a tokenizer saved with one")
+
+    def render(message: str) -> str:
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+        messages.append({"role": "user", "content": message})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    return render
+
+
+def build_data(data_cfg, eval_size: int, seed: int, log=print, render: Callable[[str], str] | None = None):
+    """-> (train sampler, held-out records) for the data config (data.source picks the builder); render, the
+    chat template (chat_renderer), turns each prompt into the text fed to the model."""
+    sampler, held_out = SOURCES.get(data_cfg.source)(data_cfg, eval_size, seed, log)
+    if render is None:
+        return sampler, held_out
+    return ChatSampler(sampler, render), [chat_record(r, render) for r in held_out]
 
 
 @SOURCES.register("task")
@@ -330,12 +386,13 @@ def task_data(data_cfg, eval_size: int, seed: int, log=print):
 @SOURCES.register("hf")
 def row_data(data_cfg, eval_size: int, seed: int, log=print):
     fields = RowFields(data_cfg.prompt_field, data_cfg.reference_field, data_cfg.verifier, data_cfg.prompt_template)
-    train, report = load_records(data_cfg.path, data_cfg.format, fields, source=data_cfg.source, split=data_cfg.split)
+    train, report = load_records(data_cfg.path, data_cfg.format, fields, source=data_cfg.source, split=data_cfg.split,
+                                 subset=data_cfg.subset)
     log(report.summary(f"data.path {data_cfg.path}"))
     held_out: list[Record] = []
     if data_cfg.eval_path:
         held_out, report = load_records(data_cfg.eval_path, data_cfg.format, fields, source=data_cfg.source,
-                                        split=data_cfg.eval_split)
+                                        split=data_cfg.eval_split, subset=data_cfg.subset)
         log(report.summary(f"data.eval_path {data_cfg.eval_path}"))
     return FileSampler(train, seed, data_cfg.shuffle), held_out[:eval_size]
 
@@ -347,6 +404,9 @@ def check_data(d) -> Problems:
     p.known(FORMATS, "data.format", d.format)
     p.need("{prompt}" in d.prompt_template, "data.prompt_template", d.prompt_template,
            "must contain {prompt}, where the problem text goes")
+    p.one_of(CHAT_MODES, "data.chat_template", str(d.chat_template).lower())
+    p.need(not (d.system_prompt and str(d.chat_template).lower() == "false"), "data.system_prompt", d.system_prompt,
+           "a system message needs the chat template: set data.chat_template=auto or true, or drop the system prompt")
     if d.source == "task":
         p += check_task(d.task)
     else:

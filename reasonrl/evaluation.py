@@ -16,8 +16,8 @@ def evaluate_greedy(engine, verifier, records: list[Record], max_new_tokens: int
                            max_new_tokens=max_new_tokens), torch.Generator().manual_seed(0))
     texts = [o[0].text for o in outs]
     verdicts = verifier.verify_batch(texts, [r.reference for r in records], [r.verifier for r in records])
-    results = [{"prompt": r.prompt, "reference": r.reference, "response": t, "correct": v.correct,
-                "status": v.status} for r, t, v in zip(records, texts, verdicts)]
+    results = [{"prompt": r.prompt, "reference": r.reference, "response": t, "extracted": v.extracted,
+                "correct": v.correct, "status": v.status} for r, t, v in zip(records, texts, verdicts)]
     return {
         "accuracy": sum(v.correct for v in verdicts) / len(records),
         "response_length": sum(len(o[0].response_ids) for o in outs) / len(records),

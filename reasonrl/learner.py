@@ -20,7 +20,8 @@ import torch
 from reasonrl.algorithms import (POLICY_LOSSES, ClipRange, aggregate, kl_penalty, logprob_gap, masked_sum,
                                  truncated_is_weights)
 from reasonrl.batching import Forward
-from reasonrl.models import DEVICES
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS
+from reasonrl.models import DEVICES, Reference
 from reasonrl.registry import Problems, Registry
 from reasonrl.types import TrainBatch
 
@@ -48,16 +49,16 @@ class LossSettings:
 
 class Learner:
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, *,
-                 loss: LossSettings, ref: Optional[torch.nn.Module] = None, ppo_epochs: int = 1,
+                 loss: LossSettings, ref: Optional[Reference] = None, ppo_epochs: int = 1,
                  mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0,
                  packing: bool = False, pack_tokens: int = 4096, share_prompts: bool = False,
-                 autocast: bool = False):
+                 autocast: bool = False, max_logits: int = DEFAULT_MAX_LOGITS):
         self.policy, self.ref = policy, ref
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss, self.policy_loss = loss, POLICY_LOSSES.get(loss.policy_loss)
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_grad_norm = max_grad_norm
-        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts, autocast)
+        self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts, autocast, max_logits)
 
     @property
     def device(self) -> torch.device:
@@ -80,7 +81,8 @@ class Learner:
         if not self.on_policy or old_needed_early:
             batch.logp_old = self.logprobs(batch)
         if self.ref is not None:
-            batch.logp_ref = self.logprobs(batch, self.ref)
+            with self.ref.scoring() as ref:
+                batch.logp_ref = self.logprobs(batch, ref)
 
     # ------------------------------------------------------------------ update
     def update(self, batch: TrainBatch, generator: torch.Generator) -> dict[str, float]:
@@ -191,6 +193,7 @@ def check_trainer(t) -> Problems:
     p.need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch,
            "must be >= 1")
     p.need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
+    p.need(t.logits_mb >= 1, "trainer.logits_mb", t.logits_mb, "must be >= 1 (MB)")
     p.need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     p.need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
     p.one_of(AUTOCAST, "trainer.autocast", t.autocast)

@@ -13,16 +13,18 @@ from pathlib import Path
 import torch
 
 from reasonrl import checkpoint
+from reasonrl.advice import advise, facts
 from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, ClipRange, groups_with_signal,
                                  kl_in_reward, overlong_penalty)
 from reasonrl.algorithms.process_rewards import accuracy_filter
 from reasonrl.batching import collate
 from reasonrl.config import Config, to_yaml, verifier_names
-from reasonrl.data import build_data
+from reasonrl.data import build_data, chat_renderer
 from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
 from reasonrl.metrics import RunLogger, Timer
-from reasonrl.models import frozen_copy, load_model, load_tokenizer, resolve_device
+from reasonrl.lora import apply_lora, reference_of
+from reasonrl.models import load_model, load_tokenizer, resolve_device
 from reasonrl.process import ProcessRewards, ProcessStep, build_prm
 from reasonrl.rollout import ENGINES
 from reasonrl.rundir import finish, prepare_run_dir, truncate_logs
@@ -86,6 +88,8 @@ def run(cfg: Config) -> dict:
     logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
     if resume_from is not None:
         logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
+    for line in advise(cfg, facts(parts.policy)):
+        logger.print(f"advice: {line}")
     try:
         train(cfg, parts, state, run_dir, logger)
     finally:
@@ -104,14 +108,18 @@ def build(cfg: Config) -> Parts:
     m, t, r = cfg.model, cfg.trainer, cfg.rollout
     policy = load_model(m.path, dtype=m.dtype, attn_implementation=m.attn_implementation,
                         device=resolve_device(t.device))
-    if m.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
-    ref = frozen_copy(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
+    if m.lora.rank > 0:
+        policy = apply_lora(policy, m.lora)
+    if m.gradient_checkpointing:  # non-reentrant: gradients reach adapters even when the embeddings are frozen
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ref = reference_of(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
     prm = None
     if cfg.prm.enabled:
         prm = build_prm(policy, cfg.prm, dtype=m.dtype, attn_implementation=m.attn_implementation,
-                        max_tokens_per_microbatch=t.max_tokens_per_microbatch, initial_ref=ref)
-    sampler, held_out = build_data(cfg.data, cfg.eval.size, t.seed)
+                        max_tokens_per_microbatch=t.max_tokens_per_microbatch, max_logits=max_logits(t),
+                        initial_ref=ref)
+    sampler, held_out = build_data(cfg.data, cfg.eval.size, t.seed,
+                                   render=chat_renderer(tokenizer, cfg.data.chat_template, cfg.data.system_prompt))
     updates_per_step = t.ppo_epochs * t.mini_batches
     optimizer, scheduler = build_optimizer(policy, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas,
                                            schedule=t.lr_schedule, warmup=t.warmup_steps * updates_per_step,
@@ -119,7 +127,7 @@ def build(cfg: Config) -> Parts:
     learner = Learner(policy, optimizer, scheduler, loss=loss_settings(cfg), ref=ref, ppo_epochs=t.ppo_epochs,
                       mini_batches=t.mini_batches, max_tokens_per_microbatch=t.max_tokens_per_microbatch,
                       max_grad_norm=t.max_grad_norm, packing=t.packing, pack_tokens=t.pack_tokens,
-                      share_prompts=t.share_prompts,
+                      share_prompts=t.share_prompts, max_logits=max_logits(t),
                       autocast=t.autocast == "bf16" or (t.autocast == "auto" and next(policy.parameters()).is_cuda))
     return Parts(
         policy=policy, tokenizer=tokenizer, verifier=verifier, sampler=sampler, held_out=held_out, learner=learner,
@@ -155,6 +163,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         state.step, state.tokens_generated = step, state.tokens_generated + rollouts.generated_tokens
         state.seconds += timer.seconds["step"]
         warn_on_logprob_gap(metrics, cfg.rollout.logprob_warn, step, logger)
+        if step == 1:
+            warn_on_empty_responses(metrics, cfg, logger)
         if p.held_out and due(step, cfg.eval.every, cfg.trainer.steps):
             state.evals.append(evaluate(p, cfg, step=step, logger=logger))
             metrics.update({f"eval/{k}": v for k, v in state.evals[-1].items() if k not in ("step", "seconds")})
@@ -162,6 +172,11 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
         if due(step, cfg.checkpoint.every, cfg.trainer.steps):
             save_checkpoint(p, cfg, state, run_dir)
+
+
+def max_logits(t) -> int:
+    """trainer.logits_mb as fp32 elements."""
+    return t.logits_mb * 2**20 // 4
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -172,7 +187,7 @@ def due(step: int, every: int, last: int) -> bool:
 def save_checkpoint(p: Parts, cfg: Config, state: checkpoint.TrainState, run_dir: Path) -> None:
     checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer, optimizer=p.optimizer,
                     scheduler=p.scheduler, sampler=p.sampler, generators=p.generators, keep=cfg.checkpoint.keep,
-                    prm=p.process.prm)
+                    prm=p.process.prm, merged=cfg.model.lora.save_merged)
 
 
 # ------------------------------------------------------------------------------- the steps
@@ -263,6 +278,17 @@ def warn_on_logprob_gap(metrics: dict, bound: float, step: int, logger: RunLogge
                      f"engine's weights synced, in the learner's dtype, and sampling without logit processors?")
 
 
+def warn_on_empty_responses(metrics: dict, cfg: Config, logger: RunLogger) -> None:
+    """Most first-step responses empty: the model ends its answer at once, the mark of a chat model fed a prompt
+    without its chat template (or a prompt its EOS follows)."""
+    empty = metrics.get("response_length/empty", 0.0)
+    if empty > 0.5:
+        logger.print(f"warning: {empty:.0%} of the first step's responses are empty: the model ends its answer at once. "
+                     f"A chat model does this when the prompt is not in its chat template (data.chat_template="
+                     f"{cfg.data.chat_template}; the template is applied only when the tokenizer has one); check the "
+                     f"first prompt as fed in samples.jsonl, or run train.py --dry-run")
+
+
 def shaped_rewards(rollouts: Rollouts, batch: TrainBatch, cfg: Config) -> torch.Tensor:
     """(B, G) scalar rewards: verifier score (+ DAPO overlong penalty) (- KL in reward)."""
     a = cfg.algorithm
@@ -297,6 +323,7 @@ def evaluate(p: Parts, cfg: Config, *, step: int, logger: RunLogger) -> dict:
         entry["prm_auroc"] = auroc
         line += f", PRM AUROC {auroc:.3f}"
     entry["seconds"] = round(time.perf_counter() - t0, 2)
+    logger.log_eval(step, res["results"])
     logger.print(line)
     return entry
 
@@ -315,6 +342,7 @@ def rollout_metrics(r: Rollouts) -> dict:
         "accuracy/kept": r.correct.float().mean().item() if r.groups else 0.0,
         "response_length/mean": sum(lengths) / max(len(lengths), 1),
         "response_length/truncated": sum(x.truncated for g in r.groups for x in g.rollouts) / max(len(lengths), 1),
+        "response_length/empty": sum(not x.text.strip() for g in r.groups for x in g.rollouts) / max(len(lengths), 1),
         "groups/kept": len(r.groups), "groups/zero_variance": r.zero_variance,
         "groups/dropped_accuracy": r.dropped_accuracy, "gen_rounds": r.rounds, "tokens/generated": r.generated_tokens,
     }

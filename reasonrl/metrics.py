@@ -7,7 +7,8 @@ metrics.jsonl has one JSON object per training step. Keys:
   accuracy/train            share of every response generated this step that the verifier marked correct
                             (all generation rounds, including groups a filter then dropped)
   accuracy/kept             the same over the groups kept for training
-  response_length/mean      mean response length in tokens; response_length/truncated the share cut at max_new_tokens
+  response_length/mean      mean response length in tokens; response_length/truncated the share cut at max_new_tokens;
+                            response_length/empty the share with no text (ended at once)
   groups/kept, groups/zero_variance   groups trained on; groups whose rewards were all equal
   groups/dropped_accuracy   groups the PRIME accuracy filter dropped (algorithm.accuracy_filter)
   gen_rounds                generation rounds this step (> 1 only when a filter refills the batch)
@@ -111,6 +112,16 @@ class RunLogger:
             if "eval/accuracy" in row:
                 post["eval"] = row["eval/accuracy"]
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in post.items() if isinstance(v, (int, float))})
+
+    def log_eval(self, step: int, rows: list[dict]) -> Path:
+        """Every held-out answer of one evaluation (prompt as fed, response, extracted answer, verdict) to
+        eval/step_<step>.jsonl, written as a whole, so a reader never sees a half-written file."""
+        out = self.run_dir / "eval" / f"step_{step}.jsonl"
+        out.parent.mkdir(exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps({"step": step, **r}, default=str) + "\n" for r in rows))
+        tmp.replace(out)
+        return out
 
     def log_samples(self, step: int, samples: list[dict]) -> None:
         for s in samples:

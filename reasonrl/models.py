@@ -1,9 +1,11 @@
-"""Load policy / reference models and tokenizers; compute response log-probs."""
+"""Load policy / reference models and tokenizers (log-probs under a model: reasonrl/logprobs.py)."""
 from __future__ import annotations
 
 import copy
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -16,7 +18,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def check_model(m) -> Problems:
-    """The model section (ModelConfig): dtype and attention backend."""
+    """The model section (ModelConfig): dtype and attention backend (model.lora: reasonrl.lora.check_lora)."""
     p = Problems()
     p.one_of(tuple(DTYPES), "model.dtype", m.dtype)
     p.one_of(ATTN_IMPLEMENTATIONS, "model.attn_implementation", m.attn_implementation)
@@ -93,24 +95,21 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return ref
 
 
-def logprobs_from_logits(logits: torch.Tensor, targets: torch.Tensor, *, with_entropy: bool = False
-                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """logits (..., V) and target ids (...) -> log-prob of each target (...) [, entropy of the distribution
-    (...)], in float32 whatever the logits' dtype."""
-    logp_all = torch.log_softmax(logits.float(), -1)
-    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
-    return logp, entropy
+class Reference:
+    """A frozen reference policy to score under: a frozen copy of the initial weights or -- for a LoRA model --
+    the model itself with its adapters switched off (the base weights never train: no second copy)."""
 
+    def __init__(self, model: torch.nn.Module, *, adapters_off: bool = False):
+        self.model, self.adapters_off = model, adapters_off
 
-def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log p(input_ids[:, t+1] | input_ids[:, :t+1]) for t < S-1.
-
-    input_ids, attention_mask (N, S), right-padded -> logp (N, S-1) [, entropy (N, S-1)].
-    """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
-    return logprobs_from_logits(logits, input_ids[:, 1:], with_entropy=with_entropy)
+    @contextmanager
+    def scoring(self) -> Iterator[torch.nn.Module]:
+        """The module to run the reference's forwards with, for the duration of the block."""
+        if not self.adapters_off:
+            yield self.model
+            return
+        with self.model.disable_adapter():
+            yield self.model
 
 
 def load_weights(model: torch.nn.Module, directory: Path) -> None:

@@ -4,14 +4,14 @@ restart at 0 for every row, so no compute is spent on padding.
 transformers reads the restarting position_ids (with no attention_mask) as packed sequences and keeps
 attention inside each one: variable-length kernels under flash attention, a block-diagonal mask under
 SDPA / eager. The mask is dense under SDPA, so a packed micro-batch is bounded by its own token budget.
-Outputs come back in the padded (N, S-1) target layout of models.token_logprobs, so the loss code is the
+Outputs come back in the padded (N, S-1) target layout of logprobs.token_logprobs, so the loss code is the
 same for both paths (tested: same log-probs, loss and gradients).
 """
 from __future__ import annotations
 
 import torch
 
-from reasonrl.models import logprobs_from_logits
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS, Hidden, select_logprobs
 
 
 def packed_micro_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
@@ -46,11 +46,14 @@ def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.T
 
 
 def packed_token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                          *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """models.token_logprobs computed on one packed row: logp (N, S-1) [, entropy], zero on padding."""
+                          *, with_entropy: bool = False, max_logits: int = DEFAULT_MAX_LOGITS
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """logprobs.token_logprobs computed on one packed row: logp (N, S-1) [, entropy], zero on padding."""
     ids, positions, index = pack(input_ids, attention_mask)
-    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, :-1]
-    logp_flat, ent_flat = logprobs_from_logits(logits, ids[0, 1:], with_entropy=with_entropy)
+    out = Hidden(model, input_ids=ids, position_ids=positions, use_cache=False)
+    logp_flat, ent_flat = select_logprobs([(out, lambda x: x[:, :-1])], ids[:, 1:], with_entropy=with_entropy,
+                                          max_logits=max_logits)
+    logp_flat, ent_flat = logp_flat[0], None if ent_flat is None else ent_flat[0]
     ok, safe = index >= 0, index.clamp(min=0)
     unpack = lambda flat: torch.where(ok, flat[safe], torch.zeros((), dtype=flat.dtype, device=flat.device))  # noqa: E731
     return unpack(logp_flat), None if ent_flat is None else unpack(ent_flat)

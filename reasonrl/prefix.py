@@ -7,7 +7,7 @@ its rows), and the responses run once on top of it. Attention, and therefore eve
 gradient, is the same as the padded forward's (tested); the compute on prompts drops by G times.
 
 Micro-batches are built from whole groups (group_micro_batches) so that a group's rows meet their
-prompt in one place. Outputs use the (N, S-1) target layout of models.token_logprobs, with the
+prompt in one place. Outputs use the (N, S-1) target layout of logprobs.token_logprobs, with the
 prompt's own targets left at 0: only response targets are ever used (loss_mask).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache
 
-from reasonrl.models import logprobs_from_logits
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS, Hidden, select_logprobs
 
 
 def group_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
@@ -44,7 +44,8 @@ def group_micro_batches(lengths: torch.Tensor, group_ids: torch.Tensor, max_toke
 
 
 def shared_prefix_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                           prompt_lens: torch.Tensor, *, with_entropy: bool = False):
+                           prompt_lens: torch.Tensor, *, with_entropy: bool = False,
+                           max_logits: int = DEFAULT_MAX_LOGITS):
     """input_ids, attention_mask (N, S) right-padded rows prompt ++ response; prompt_lens (N,).
     -> logp (N, S-1) [, entropy (N, S-1)] at the response targets, 0 elsewhere.
 
@@ -63,7 +64,8 @@ def shared_prefix_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, atte
     p_mask = torch.tensor([[0] * (p_width - len(p)) + [1] * len(p) for p in distinct], device=dev)
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
-    first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, past_key_values=cache, use_cache=True)
+    first = Hidden(model, input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, past_key_values=cache,
+                   use_cache=True)
     cache.batch_select_indices(row_to_u)  # (U, ...) -> (N, ...), differentiable
 
     # 2. the responses on top, right-padded
@@ -74,11 +76,12 @@ def shared_prefix_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, atte
     r_ids = torch.where(r_valid, input_ids.gather(1, src), torch.zeros_like(src))
     mask = torch.cat([p_mask[row_to_u], r_valid.long()], dim=1)
     r_pos = plen[:, None] + cols[None, :]
-    second = model(input_ids=r_ids, attention_mask=mask, position_ids=r_pos, past_key_values=cache, use_cache=True)
+    second = Hidden(model, input_ids=r_ids, attention_mask=mask, position_ids=r_pos, past_key_values=cache,
+                    use_cache=True)
 
-    # 3. response token j is predicted by the prompt's last logit (j = 0) or response position j-1
-    logits = torch.cat([first.logits[row_to_u, -1:], second.logits[:, :-1]], dim=1)
-    logp, ent = logprobs_from_logits(logits, r_ids, with_entropy=with_entropy)
+    # 3. response token j is predicted by the prompt's last position (j = 0) or response position j-1
+    logp, ent = select_logprobs([(first, lambda x: x[row_to_u, -1:]), (second, lambda x: x[:, :-1])], r_ids,
+                                with_entropy=with_entropy, max_logits=max_logits)
     target = plen[:, None] - 1 + cols[None, :]  # target index of response token j in the (N, S-1) layout
     pad = torch.zeros(n, width - 1 + r_width, dtype=logp.dtype, device=dev)
     place = lambda x: pad.scatter(1, target, x * r_valid)[:, : width - 1]  # noqa: E731

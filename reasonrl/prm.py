@@ -23,7 +23,9 @@ import torch
 
 from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss, sequence_logit
 from reasonrl.batching import Forward
-from reasonrl.models import load_weights
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS
+from reasonrl.lora import load_model_state, save_model
+from reasonrl.models import Reference
 from reasonrl.registry import Registry
 from reasonrl.types import TrainBatch
 
@@ -46,13 +48,17 @@ def adamw(lr: float) -> Callable[[list[torch.nn.Parameter]], torch.optim.Optimiz
 
 
 class ImplicitPRM:
-    def __init__(self, model: torch.nn.Module, ref: torch.nn.Module | None, *, beta: float = 0.05, lr: float = 1e-6,
+    def __init__(self, model: torch.nn.Module, ref: Reference | torch.nn.Module | None, *, beta: float = 0.05,
+                 lr: float = 1e-6,
                  loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384,
+                 max_logits: int = DEFAULT_MAX_LOGITS,
                  optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None):
-        """ref None: the caller supplies the reference log-probs (OPRL: the sampling policy's)."""
-        self.model, self.ref = model, ref
+        """ref: the frozen reference (a module is taken as a frozen copy); None: the caller supplies the reference
+        log-probs (OPRL: the sampling policy's)."""
+        self.model = model
+        self.ref = ref if ref is None or isinstance(ref, Reference) else Reference(ref)
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
-        self.forward = Forward(max_tokens_per_microbatch)
+        self.forward = Forward(max_tokens_per_microbatch, max_logits=max_logits)
         self.optimizer = (optimizer or adamw(lr))([p for p in model.parameters() if p.requires_grad])
 
     @property
@@ -69,7 +75,8 @@ class ImplicitPRM:
         if self.ref is None:
             raise ValueError("this PRM has no reference model of its own (prm.reference=policy): pass the "
                              "sampling policy's log-probs instead")
-        return self.forward.all_logprobs(self.ref, batch)
+        with self.ref.scoring() as ref:
+            return self.forward.all_logprobs(ref, batch)
 
     def token_rewards(self, batch: TrainBatch, logp_ref: torch.Tensor | None = None) -> torch.Tensor:
         """(N, T) q = log pi_phi - log pi_ref on the loss mask (multiply by beta for the process reward)."""
@@ -150,13 +157,13 @@ class ImplicitPRM:
 
     def save_pretrained(self, directory: Path) -> None:
         """The PRM in Hugging Face format (search/evaluate.py loads it from there), and its optimiser state."""
-        self.model.save_pretrained(directory, safe_serialization=True)
+        save_model(self.model, directory, merged=True)
         torch.save(self.optimizer.state_dict(), Path(directory) / "optimizer.pt")
 
     def load_pretrained(self, directory: Path, optimizer_state: dict | None = None) -> None:
         """Restore what save_pretrained wrote. optimizer_state: where checkpoints written before the PRM kept its
         own optimizer.pt held it (trainer_state.pt's "prm_optimizer"), used only when optimizer.pt is absent."""
-        load_weights(self.model, directory)
+        load_model_state(self.model, directory)
         path = Path(directory) / "optimizer.pt"
         if path.is_file():
             optimizer_state = torch.load(path, weights_only=True)

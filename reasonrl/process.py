@@ -21,7 +21,9 @@ from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
 from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
 from reasonrl.batching import collate
-from reasonrl.models import frozen_copy, load_model
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS
+from reasonrl.lora import reference_of
+from reasonrl.models import Reference, load_model
 from reasonrl.prm import PRM_LOSSES, ImplicitPRM
 from reasonrl.registry import Problems, Registry
 from reasonrl.steps import check_step_split, step_end_tokens
@@ -103,7 +105,8 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
 # --------------------------------------------------------------------------- building and checking
 
 def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: str,
-              max_tokens_per_microbatch: int, initial_ref: torch.nn.Module | None = None) -> ImplicitPRM:
+              max_tokens_per_microbatch: int, max_logits: int = DEFAULT_MAX_LOGITS,
+              initial_ref: Reference | None = None) -> ImplicitPRM:
     """The PRM (prm section cfg) and its reference, both starting from prm.path or from a copy of the policy's
     weights. initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
     it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
@@ -118,9 +121,9 @@ def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: 
     model.requires_grad_(True)
     ref = None
     if cfg.reference == "frozen":
-        ref = initial_ref if (initial_ref is not None and not cfg.path) else frozen_copy(model)
+        ref = initial_ref if (initial_ref is not None and not cfg.path) else reference_of(model)
     return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
-                       max_tokens_per_microbatch=max_tokens_per_microbatch)
+                       max_tokens_per_microbatch=max_tokens_per_microbatch, max_logits=max_logits)
 
 
 def check_prm(q) -> Problems:

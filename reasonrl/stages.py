@@ -48,7 +48,7 @@ def _groups(tokenizer, pairs: list[tuple[str, str]], eos: bool) -> list[RolloutG
 
 def sft_stage(policy: torch.nn.Module, tokenizer, path: str, *, epochs: int, lr: float, batch_rows: int,
               generator: torch.Generator, pad_id: int) -> dict:
-    from reasonrl.models import token_logprobs
+    from reasonrl.logprobs import token_logprobs
 
     rows = read_rows(path, ("prompt", "response"))
     groups = _groups(tokenizer, [(r["prompt"], r["response"]) for r in rows], eos=True)

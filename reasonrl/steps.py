@@ -3,17 +3,26 @@
 A step ends at a delimiter: "newline" (each line is a step; the embedded tasks' format), "double_newline"
 (paragraphs), or a regular expression given as "regex:<pattern>" whose matches end steps. Text after
 the last delimiter is a final step. `step_end_tokens` maps the steps onto token positions: a step's
-reward sits on the token that holds its last character.
+reward sits on the token that holds its last character. Search generates one step at a time by stopping
+the engine at the splitter's stop strings (`step_stops`), so it takes the named splitters only.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from reasonrl.registry import Problems, Registry
 
+
+@dataclass(frozen=True)
+class Splitter:
+    pattern: re.Pattern  # what ends a step
+    stops: tuple[str, ...]  # stop strings that end generation right after one step
+
+
 SPLITTERS: Registry = Registry("step splitter")
-SPLITTERS.register("newline")(re.compile(r"\n"))
-SPLITTERS.register("double_newline")(re.compile(r"\n\s*\n"))
+SPLITTERS.register("newline")(Splitter(re.compile(r"\n"), ("\n",)))
+SPLITTERS.register("double_newline")(Splitter(re.compile(r"\n\s*\n"), ("\n\n",)))
 
 
 def check_step_split(key: str, mode: str) -> Problems:
@@ -29,10 +38,15 @@ def check_step_split(key: str, mode: str) -> Problems:
     return p
 
 
+def step_stops(mode: str) -> tuple[str, ...]:
+    """The stop strings that end generation after one step of a named splitter."""
+    return SPLITTERS.get(mode).stops
+
+
 def _pattern(mode: str) -> re.Pattern:
     if mode.startswith("regex:"):
         return re.compile(mode[len("regex:"):])
-    return SPLITTERS.get(mode)
+    return SPLITTERS.get(mode).pattern
 
 
 def step_spans(text: str, mode: str = "newline") -> list[tuple[int, int]]:

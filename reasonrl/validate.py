@@ -3,7 +3,7 @@ sections, and every problem found is raised at once as one ConfigError (key, val
 before any model loads.
 
     section     checked by
-    model       reasonrl.models.check_model
+    model       reasonrl.models.check_model (model.lora: reasonrl.lora.check_lora)
     data        reasonrl.data.check_data (the task's options: reasonrl.tasks.check_task)
     verifier    verifiers.check_verifier (plug-ins are imported by the verifier pool, not here)
     rollout     reasonrl.rollout.check_rollout (and the chosen engine's own check)
@@ -24,6 +24,7 @@ from reasonrl.config import Config, ConfigError, parse, verifier_names
 from reasonrl.data import check_data
 from reasonrl.evaluation import check_eval
 from reasonrl.learner import check_trainer
+from reasonrl.lora import check_lora
 from reasonrl.metrics import check_logging
 from reasonrl.models import check_model
 from reasonrl.process import check_prm
@@ -35,7 +36,7 @@ from verifiers import check_verifier
 def check(cfg: Config, *, search: bool = False) -> list[str]:
     """Every problem with cfg's values, as 'key=value: fix' lines."""
     p = Problems()
-    for problems in (check_model(cfg.model), check_data(cfg.data), check_verifier(cfg.verifier, verifier_names(cfg)),
+    for problems in (check_model(cfg.model), check_lora(cfg.model.lora), check_data(cfg.data), check_verifier(cfg.verifier, verifier_names(cfg)),
                      check_rollout(cfg.rollout), check_algorithm(cfg.algorithm), check_prm(cfg.prm),
                      check_trainer(cfg.trainer), check_eval(cfg.eval), check_logging(cfg.logging),
                      check_checkpoint(cfg.checkpoint)):

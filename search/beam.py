@@ -22,6 +22,7 @@ class BeamSettings:
     width: int = 2
     branch: int = 3
     step_tokens: int = 32
+    step_split: str = "newline"  # a steps.py splitter
     max_depth: int = 8
     temperature: float = 0.7
 
@@ -39,7 +40,7 @@ def beam_search(engine, value_fn, records: list[Record], budget: int, s: BeamSet
             break
         children = expand(engine, [(records[i], b, budgets[i]) for i, b in jobs], k=s.branch,
                           step_tokens=s.step_tokens, temperature=s.temperature, max_depth=s.max_depth,
-                          generator=generator)
+                          generator=generator, split=s.step_split)
         flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
         if not flat:  # what is left of every budget cannot pay for a step
             break

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from pathlib import Path
 
 import torch
 
 from reasonrl.config import Config, ConfigError, from_yaml_file, verifier_names
-from search.methods import METHODS, NEEDS_VALUE, Context
+from search.methods import METHODS, NEEDS_VALUE, Context, step_split
 
 
 class Timed:
@@ -79,6 +80,7 @@ def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
 
     s = cfg.search
     settings = MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens,
+                            step_split=step_split(cfg),
                             max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations,
                             widen=s.widen)
     return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
@@ -86,10 +88,11 @@ def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
 
 
 def run(cfg: Config, *, log=print) -> dict:
-    from reasonrl.data import build_data
+    """Every method at every budget on the held-out problems; per-problem rows appended to search.output as each
+    batch of problems finishes, and problems already there (an interrupted evaluation) skipped."""
+    from reasonrl.data import build_data, chat_renderer
     from reasonrl.models import load_model, load_tokenizer, resolve_device
     from reasonrl.rollout import ENGINES
-    from search.values import VerifierValue
     from verifiers import VerifierPool
 
     if cfg.trainer.threads:
@@ -98,52 +101,107 @@ def run(cfg: Config, *, log=print) -> dict:
     tok = load_tokenizer(cfg.model.path)
     policy = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
                         device=device)
-    sampler, problems = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed)
+    sampler, problems = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed,
+                                   render=chat_renderer(tok, cfg.data.chat_template, cfg.data.system_prompt))
     engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg.rollout, dtype=cfg.model.dtype,
                                                    seed=cfg.trainer.seed), "generate")
-    rows, per_problem = [], []
+    out = Path(cfg.search.output) if cfg.search.output else None
+    done = read_results(out)
+    rows = []
     with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
                       plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
         if cfg.search.collect_dir:
             summary = run_collection(cfg, engine, verifier, sampler)
             log(json.dumps(summary))
             return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary}
-        value_fn = None
-        if NEEDS_VALUE & set(cfg.search.methods):
-            raw = build_value(cfg, tok, device) if cfg.search.value == "prm" else None
-            value_fn = Timed(raw, "__call__") if raw is not None else None
+        prm_value = build_value(cfg, tok, device) if cfg.search.value == "prm" and NEEDS_VALUE & set(cfg.search.methods) else None
         for budget in cfg.search.budgets:
             for method in cfg.search.methods:
-                generator = torch.Generator().manual_seed(cfg.trainer.seed)
-                if cfg.search.value == "verifier" and method in NEEDS_VALUE:
-                    value_fn = Timed(VerifierValue(verifier, engine, cfg.eval.max_new_tokens, generator), "__call__")
-                ctx = Context(engine, value_fn, cfg.search, cfg.eval.max_new_tokens, generator)
-                engine.seconds, t0 = 0.0, time.perf_counter()
-                if value_fn is not None:
-                    value_fn.seconds = 0.0
-                results = METHODS.get(method)(ctx, problems, budget)
-                wall = time.perf_counter() - t0
-                verdicts = verifier.verify_batch([r.text for r in results], [p.reference for p in problems],
-                                                 [p.verifier for p in problems])
-                value_s = value_fn.seconds if (value_fn is not None and method in NEEDS_VALUE) else 0.0
-                row = {"method": method, "budget": budget,
-                       "accuracy": sum(v.correct for v in verdicts) / max(len(problems), 1),
-                       "tokens_per_problem": sum(r.tokens_used for r in results) / max(len(problems), 1),
-                       "wall_s": round(wall, 2), "problems_per_min": round(60 * len(problems) / max(wall, 1e-9), 1),
-                       "engine_share": round(engine.seconds / wall, 3), "value_share": round(value_s / wall, 3),
-                       "tree_share": round(max(wall - engine.seconds - value_s, 0.0) / wall, 3)}
-                rows.append(row)
-                log(json.dumps(row))
-                per_problem += [{"method": method, "budget": budget, "prompt": p.prompt, "reference": p.reference,
-                                 "response": r.text, "correct": v.correct, "tokens": r.tokens_used,
-                                 "simulations": r.simulations, "value": r.value, "path": r.path, "tree": r.tree}
-                                for p, r, v in zip(problems, results, verdicts)]
-    out = cfg.search.output
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text("".join(json.dumps(x) + "\n" for x in per_problem))
+                results = search_problems(cfg, method, budget, problems, done, engine, verifier, prm_value, out)
+                rows.append(summarise(method, budget, results))
+                log(json.dumps(rows[-1]))
     engine.target.close()
-    return {"problems": len(problems), "rows": rows, "output": out}
+    return {"problems": len(problems), "rows": rows, "output": str(out) if out else None}
+
+
+def search_problems(cfg: Config, method: str, budget: int, problems: list, done: dict, engine, verifier,
+                    prm_value, out: Path | None) -> list[dict]:
+    """Per-problem rows of `method` at `budget`: the problems go in fixed batches of search.problems_per_call;
+    a batch whose rows are all in `done` (an earlier, interrupted evaluation) is taken from there, any other is
+    searched and its rows appended to `out` when it finishes. Each batch is seeded from (seed, method, budget,
+    its first problem), so a resumed evaluation ends with the rows the uninterrupted one would have written."""
+    from search.values import VerifierValue
+
+    results = []
+    per_call = cfg.search.problems_per_call
+    for start in range(0, len(problems), per_call):
+        batch = problems[start:start + per_call]
+        kept = [done.get((method, budget, p.prompt)) for p in batch]
+        if all(r is not None for r in kept):
+            results += kept
+            continue
+        generator = torch.Generator().manual_seed(batch_seed(cfg.trainer.seed, method, budget, start))
+        value_fn = None
+        if method in NEEDS_VALUE:
+            raw = prm_value if cfg.search.value == "prm" else VerifierValue(verifier, engine, cfg.eval.max_new_tokens,
+                                                                             generator)
+            value_fn = Timed(raw, "__call__")
+        ctx = Context(engine, value_fn, cfg.search, cfg.eval.max_new_tokens, generator, step_split(cfg))
+        engine.seconds, t0 = 0.0, time.perf_counter()
+        found = METHODS.get(method)(ctx, batch, budget)
+        wall = time.perf_counter() - t0
+        verdicts = verifier.verify_batch([r.text for r in found], [p.reference for p in batch], [p.verifier for p in batch])
+        value_s = value_fn.seconds if value_fn is not None else 0.0
+        share = 1 / len(batch)  # each problem carries its share of the batch's time
+        new = [{"method": method, "budget": budget, "index": start + k, "prompt": p.prompt, "reference": p.reference,
+                "response": r.text, "correct": v.correct, "tokens": r.tokens_used, "simulations": r.simulations,
+                "value": r.value, "path": r.path, "tree": r.tree, "seconds": wall * share,
+                "engine_s": engine.seconds * share, "value_s": value_s * share}
+               for k, (p, r, v) in enumerate(zip(batch, found, verdicts))]
+        if out is not None:
+            append_rows(out, new)
+        results += new
+    return results
+
+
+def append_rows(out: Path, rows: list[dict]) -> None:
+    """Append JSON lines, after a newline if an interrupted write left the last line torn."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torn = out.is_file() and out.stat().st_size > 0 and out.read_bytes()[-1:] != b"\n"
+    with out.open("a") as f:
+        f.write(("\n" if torn else "") + "".join(json.dumps(r, default=str) + "\n" for r in rows))
+        f.flush()
+
+
+def batch_seed(seed: int, method: str, budget: int, first: int) -> int:
+    """A generator seed for one batch of problems, the same whether or not the evaluation was resumed."""
+    return (seed * 1_000_003 + zlib.crc32(f"{method}:{budget}:{first}".encode())) % 2**63
+
+
+def read_results(out: Path | None) -> dict[tuple, dict]:
+    """Rows an earlier (interrupted) evaluation wrote to `out`, by (method, budget, prompt); a torn last line is
+    dropped (its problem is searched again)."""
+    done: dict[tuple, dict] = {}
+    if out is None or not out.is_file():
+        return done
+    for line in out.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            done[(row["method"], row["budget"], row["prompt"])] = row
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return done
+
+
+def summarise(method: str, budget: int, results: list[dict]) -> dict:
+    """One table row from the per-problem rows of a method at a budget."""
+    n, wall = len(results), sum(r["seconds"] for r in results)
+    engine_s, value_s = sum(r["engine_s"] for r in results), sum(r["value_s"] for r in results)
+    return {"method": method, "budget": budget, "accuracy": sum(r["correct"] for r in results) / max(n, 1),
+            "tokens_per_problem": sum(r["tokens"] for r in results) / max(n, 1), "wall_s": round(wall, 2),
+            "problems_per_min": round(60 * n / max(wall, 1e-9), 1),
+            "engine_share": round(engine_s / max(wall, 1e-9), 3), "value_share": round(value_s / max(wall, 1e-9), 3),
+            "tree_share": round(max(wall - engine_s - value_s, 0.0) / max(wall, 1e-9), 3)}
 
 
 def table(rows: list[dict]) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from reasonrl.steps import step_stops
 from reasonrl.types import Record, SamplingParams
 from search.tree import Node, set_priors
 from verifiers.extract import last_boxed
@@ -30,8 +31,9 @@ def ends_solution(prefix: str, finish_reason: str) -> bool:
 
 
 def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_tokens: int, temperature: float,
-           max_depth: int, generator: torch.Generator, stop: tuple[str, ...] = ("\n",)) -> list[list[Node]]:
-    """k sampled next steps for each job's node, attached as its children (identical texts merged).
+           max_depth: int, generator: torch.Generator, split: str = "newline") -> list[list[Node]]:
+    """k sampled next steps for each job's node, attached as its children (identical texts merged); a step
+    ends at the stop strings of the steps.py splitter `split`.
 
     Each step is capped at min(step_tokens, remaining budget // (k x jobs on that budget)) tokens, so a
     problem never spends past its budget; a job whose cap is 0 gets no children. Jobs with the same cap
@@ -42,7 +44,7 @@ def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_toke
     for cap in sorted({c for c in caps if c > 0}):
         idx = [i for i, c in enumerate(caps) if c == cap]
         prompts = [jobs[i][0].prompt + jobs[i][1].prefix_text() for i in idx]
-        params = SamplingParams(n=k, temperature=temperature, max_new_tokens=cap, stop=stop)
+        params = SamplingParams(n=k, temperature=temperature, max_new_tokens=cap, stop=step_stops(split))
         for i, group in zip(idx, engine.generate(prompts, params, generator)):
             record, node, budget = jobs[i]
             budget.used += sum(len(r.response_ids) for r in group)

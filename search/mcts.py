@@ -44,6 +44,7 @@ class MCTSSettings:
     c: float = 1.0
     selection: str = "puct"
     step_tokens: int = 32
+    step_split: str = "newline"  # a steps.py splitter
     max_depth: int = 8
     temperature: float = 0.7
     max_simulations: int = 64
@@ -105,7 +106,7 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
             backup(leaf, leaf.score)
         children = expand(engine, [(records[i], leaf, budgets[i]) for i, leaf in jobs], k=s.branch,
                           step_tokens=s.step_tokens, temperature=s.temperature, max_depth=s.max_depth,
-                          generator=generator)
+                          generator=generator, split=s.step_split)
         flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
         values = value_fn([records[i] for i, _ in flat], [ch for _, ch in flat])
         for (i, ch), v in zip(flat, values):

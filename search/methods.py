@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 
 from reasonrl.registry import Problems, Registry
+from reasonrl.steps import SPLITTERS
 from reasonrl.types import SamplingParams
 from search.beam import BeamSettings, beam_search
 from search.mcts import ANSWERS, SELECTIONS, MCTSSettings, SearchResult, mcts
@@ -24,6 +25,7 @@ class Context:
     settings: object  # the search config section
     max_new_tokens: int  # longest whole response (greedy, best-of-N, majority samples)
     generator: torch.Generator
+    step_split: str = "newline"  # what ends a step (search.step_split, else prm.step_split)
 
 
 @METHODS.register("greedy")
@@ -52,16 +54,17 @@ def majority_method(ctx: Context, records, budget: int) -> list[SearchResult]:
 def beam_method(ctx: Context, records, budget: int) -> list[SearchResult]:
     s = ctx.settings
     return beam_search(ctx.engine, ctx.value_fn, records, budget, BeamSettings(
-        width=s.beam_width, branch=s.branch, step_tokens=s.step_tokens, max_depth=s.max_depth,
-        temperature=s.temperature), ctx.generator)
+        width=s.beam_width, branch=s.branch, step_tokens=s.step_tokens, step_split=ctx.step_split,
+        max_depth=s.max_depth, temperature=s.temperature), ctx.generator)
 
 
 @METHODS.register("mcts")
 def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
     s = ctx.settings
     return mcts(ctx.engine, ctx.value_fn, records, budget, MCTSSettings(
-        branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, max_depth=s.max_depth,
-        temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer, widen=s.widen), ctx.generator)
+        branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, step_split=ctx.step_split,
+        max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer,
+        widen=s.widen), ctx.generator)
 
 
 NEEDS_VALUE = {"best_of_n", "beam", "mcts"}
@@ -78,9 +81,18 @@ def check_search(s) -> Problems:
     p.one_of(VALUE_SOURCES, "search.value", s.value)
     p.known(SELECTIONS, "search.selection", s.selection)
     p.one_of(ANSWERS, "search.answer", s.answer)
-    for key in ("branch", "max_simulations", "widen", "beam_width", "step_tokens", "max_depth", "chunk"):
+    for key in ("branch", "max_simulations", "widen", "beam_width", "step_tokens", "max_depth", "chunk",
+                "problems_per_call"):
         p.need(getattr(s, key) >= 1, f"search.{key}", getattr(s, key), "must be >= 1")
     p.need(s.c >= 0, "search.c", s.c, "must be >= 0")
     p.need(0 < s.temperature <= 2, "search.temperature", s.temperature, "must be in (0, 2]")
     p.need(s.collect_size >= 1, "search.collect_size", s.collect_size, "must be >= 1")
+    if s.step_split is not None:
+        p.known(SPLITTERS, "search.step_split", s.step_split)  # search stops the engine at the splitter's strings
     return p
+
+
+def step_split(cfg) -> str:
+    """search.step_split, else the PRM's splitter when it is one search can stop at, else newline."""
+    split = cfg.search.step_split or cfg.prm.step_split
+    return split if split in SPLITTERS else "newline"

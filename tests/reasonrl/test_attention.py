@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import reasonrl.attention as attention
-from reasonrl.models import load_model, load_tokenizer, token_logprobs
+from reasonrl.logprobs import token_logprobs
+from reasonrl.models import load_model, load_tokenizer
 from reasonrl.packing import packed_token_logprobs
 from reasonrl.prefix import shared_prefix_logprobs
 from reasonrl.rollout.hf import HFEngine

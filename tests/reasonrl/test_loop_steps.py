@@ -137,3 +137,28 @@ def test_train_accuracy_counts_every_generated_group_and_kept_accuracy_the_kept_
     m = rollout_metrics(r)
     assert (r.generated, r.generated_correct) == (18, 15)  # 3 rounds x 3 prompts x 2 samples
     assert m["accuracy/train"] == 15 / 18 and m["accuracy/kept"] == 0.5 and m["groups/kept"] == 3
+
+
+def test_a_first_step_of_empty_answers_is_warned_about(tmp_path, capsys):
+    """A chat model fed raw text ends at once: the share of empty responses is measured and, past half, the
+    first step warns and names data.chat_template."""
+    from reasonrl.config import LoggingConfig
+    from reasonrl.loop import rollout_metrics, warn_on_empty_responses
+    from reasonrl.metrics import RunLogger
+
+    r, *_ = run_collect([[True, False]])
+    for g in r.groups:
+        for x in g.rollouts[:1]:
+            x.text = ""  # one of each group's two answers is empty
+    m = rollout_metrics(r)
+    assert m["response_length/empty"] == 0.5
+    logger = RunLogger(tmp_path, LoggingConfig(progress=False), total_steps=1)
+    try:
+        warn_on_empty_responses(m, load([]), logger)
+        assert capsys.readouterr().out == ""  # half is not most
+        for g in r.groups:
+            g.rollouts[1].text = " "
+        warn_on_empty_responses(rollout_metrics(r), load([]), logger)
+    finally:
+        logger.close()
+    assert "100% of the first step's responses are empty" in capsys.readouterr().out

@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reasonrl.models import ModelLoadError, load_model, load_tokenizer, token_logprobs
+from reasonrl.logprobs import token_logprobs
+from reasonrl.models import ModelLoadError, load_model, load_tokenizer
 from tests.conftest import close
 
 TEXT = "Compute: 12+7-3\n12+7=19\n19-3=16\n\\boxed{16} with spaces  and\ttabs?"

@@ -8,7 +8,8 @@ import torch
 
 from reasonrl.batching import collate
 from reasonrl.learner import Learner, LossSettings
-from reasonrl.models import load_model, token_logprobs
+from reasonrl.logprobs import token_logprobs
+from reasonrl.models import load_model
 from reasonrl.packing import pack, packed_micro_batches, packed_token_logprobs
 from reasonrl.types import Record, Rollout, RolloutGroup
 from tests.conftest import close, ragged_batch

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from reasonrl.batching import collate
-from reasonrl.models import load_model, load_tokenizer, token_logprobs
+from reasonrl.logprobs import token_logprobs
+from reasonrl.models import load_model, load_tokenizer
 from reasonrl.rollout.hf import HFEngine, sample_next
 from reasonrl.types import Record, RolloutGroup, SamplingParams
 from tests.conftest import close

@@ -96,10 +96,3 @@ def test_prompts_longer_than_the_context_get_a_clear_error(engines):
     eng, _, _ = engines
     with pytest.raises(ValueError, match="vllm_max_model_len"):
         eng.generate(["Compute: " + "1+" * 120 + "1\n"], SamplingParams(max_new_tokens=40), torch.Generator())
-
-
-def test_tied_embeddings_are_refused_before_vllm_starts(tiny_model_dir):
-    policy = load_model(str(tiny_model_dir))
-    policy.config.tie_word_embeddings = True
-    with pytest.raises(ValueError, match="untied embeddings"):
-        VLLMEngine(policy, load_tokenizer(str(tiny_model_dir)), dtype="float32", memory=0.2)

@@ -56,3 +56,28 @@ def test_collected_traces_and_value_targets_feed_sft_and_the_prm_warm_start(tmp_
     assert rc == 0 and f"SFT stage: {len(sft)} traces" in out and "PRM warm start:" in out
     latest = tmp_path / "stages" / "checkpoints" / "latest"  # steps=0: the stages' result is saved
     assert (latest / "model.safetensors").is_file() and (latest / "prm" / "model.safetensors").is_file()
+
+
+def test_results_are_written_per_batch_and_an_interrupted_evaluation_resumes(tmp_path, embedded_model_dir, capsys):
+    """search.problems_per_call=2: rows reach the file batch by batch. An evaluation cut short (the file holds
+    its first rows and half a line) is resumed by running it again: whole batches already written are kept, the
+    rest searched with the seeds the uninterrupted run used, so the results end as the uninterrupted run's."""
+    args = [f"model.path={embedded_model_dir}", "search.methods=[greedy,mcts]", "search.value=verifier",
+            "search.budgets=[64]", "search.max_simulations=4", "search.problems_per_call=2", *COMMON]
+    whole = tmp_path / "whole.jsonl"
+    assert evaluate.main([*args, f"search.output={whole}"]) == 0
+    table_whole = capsys.readouterr().out.strip().splitlines()[-1]
+    rows = whole.read_text().splitlines()
+    assert len(rows) == 12
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(rows[:7]) + "\n" + rows[7][: len(rows[7]) // 2])  # 3 batches and a torn line
+    assert evaluate.main([*args, f"search.output={cut}"]) == 0
+    key = lambda r: (r["method"], r["index"])  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "engine_s", "value_s")}  # noqa: E731
+    lines = cut.read_text().splitlines()
+    assert lines[:7] == rows[:7] and len(lines) == 7 + 1 + 6  # kept, the torn line, the whole mcts batches again
+    final = {key(json.loads(x)): json.loads(x) for x in lines[:7] + lines[8:]}  # the last row of a problem counts
+    assert [strip(final[k]) for k in sorted(final)] == sorted((strip(json.loads(x)) for x in rows), key=key)
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(r["method"], r["accuracy"], r["tokens_per_problem"]) for r in resumed] == \
+        [(r["method"], r["accuracy"], r["tokens_per_problem"]) for r in json.loads(table_whole)]

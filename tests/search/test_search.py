@@ -130,7 +130,8 @@ def test_collection_writes_verified_traces_and_value_targets(tmp_path):
 def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_model_dir):
     import copy
 
-    from reasonrl.models import load_model, load_tokenizer, token_logprobs
+    from reasonrl.logprobs import token_logprobs
+    from reasonrl.models import load_model, load_tokenizer
     from reasonrl.types import Record
     from search.values import PRMValue
 

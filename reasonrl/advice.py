@@ -1,0 +1,61 @@
+"""Settings far off for the model in hand: the defaults suit the embedded 0.8 M-parameter character model, and
+a user who points model.path at a real chat model should hear which of them do not carry over. Advice is
+printed when a run starts (and by train.py --dry-run); it never stops a run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LARGE = 50e6  # parameters: past this, the tiny model's learning rates and lengths are wrong by orders of magnitude
+BPE = 1000  # vocabulary: past this, a token is a word piece, not a character
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    parameters: int  # total
+    trainable: int
+    vocab_size: int
+    cuda: bool
+
+
+def facts(model) -> ModelFacts:
+    params = list(model.parameters())
+    return ModelFacts(sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
+                      model.config.vocab_size, params[0].is_cuda)
+
+
+def facts_from_path(path: str, cuda: bool = False) -> ModelFacts:
+    """The same facts without loading any weight: the model is built on the meta device from its config."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    n = sum(p.numel() for p in model.parameters())
+    return ModelFacts(n, n, config.vocab_size, cuda)
+
+
+def advise(cfg, m: ModelFacts) -> list[str]:
+    """One line per setting that does not suit the model: the key, the value, why, and what published recipes use."""
+    out = []
+    t, r, size = cfg.trainer, cfg.rollout, f"{m.parameters / 1e6:.0f} M-parameter model"
+    lora = cfg.model.lora.rank > 0
+    if m.parameters >= LARGE and not lora and t.lr >= 1e-5:
+        out.append(f"trainer.lr={t.lr:g} suits a ~1 M-parameter model; RL on a {size} uses ~1e-6 (verl's and TRL's "
+                   f"GRPO recipes for 0.5-7B models: 1e-6; configs/gsm8k_grpo.yaml)")
+    if lora and t.lr > 5e-4:
+        out.append(f"trainer.lr={t.lr:g} is high even for LoRA adapters (1e-5 to 1e-4 is usual)")
+    if m.parameters >= LARGE and cfg.prm.enabled and cfg.prm.lr >= 1e-5:
+        out.append(f"prm.lr={cfg.prm.lr:g} suits a ~1 M-parameter PRM; PRIME trains a large implicit PRM at 1e-6")
+    if m.vocab_size >= BPE and r.max_new_tokens < 128:
+        out.append(f"rollout.max_new_tokens={r.max_new_tokens} is short for a word-piece model's reasoning (GSM8K "
+                   f"solutions run 100-300 tokens): most responses will be cut off; 512 is usual")
+    if m.vocab_size >= BPE and cfg.eval.max_new_tokens < 128:
+        out.append(f"eval.max_new_tokens={cfg.eval.max_new_tokens} will cut held-out answers short; use what training uses")
+    if m.vocab_size >= BPE and cfg.search.step_tokens < 64:
+        out.append(f"search.step_tokens={cfg.search.step_tokens} cuts a word-piece model's lines mid-sentence "
+                   f"(real lines run 7-120 tokens); 128 is usual")
+    if m.parameters >= LARGE and not m.cuda and cfg.eval.size >= 200:
+        out.append(f"eval.size={cfg.eval.size}: held-out evaluation of a {size} on a CPU takes long; "
+                   f"fewer problems (eval.size=100) or fewer evaluations (eval.every) keep the run moving")
+    return out
