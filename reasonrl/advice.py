@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reasonrl.registry import switch
+
 LARGE = 50e6  # parameters: past this, the tiny model's learning rates and lengths are wrong by orders of magnitude
 BPE = 1000  # vocabulary: past this, a token is a word piece, not a character
+EVAL_TOKENS = 25_600  # held-out greedy tokens (eval.size x eval.max_new_tokens): past this a CPU evaluation drags
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,35 @@ def facts_from_path(path: str, cuda: bool = False) -> ModelFacts:
     return ModelFacts(n, n, config.vocab_size, cuda)
 
 
+@dataclass(frozen=True)
+class AutoSettings:
+    """What the `auto` settings resolve to for the model in hand (auto_settings)."""
+
+    gradient_checkpointing: bool
+    microbatch_tokens: int  # trainer.max_tokens_per_microbatch
+    mmap_threshold_mb: int  # trainer.mmap_threshold_mb (0 = glibc's default)
+
+    def describe(self) -> str:
+        return (f"model.gradient_checkpointing={str(self.gradient_checkpointing).lower()} "
+                f"trainer.max_tokens_per_microbatch={self.microbatch_tokens} "
+                f"trainer.mmap_threshold_mb={self.mmap_threshold_mb}")
+
+
+def auto_settings(cfg, m: ModelFacts) -> AutoSettings:
+    """Memory settings for the model in hand where the config says auto. A 50M+ parameter model checkpoints its
+    activations (TRL's GRPO default), and on a CPU, where RAM is the limit, takes 2048-token micro-batches and
+    mmapped tensors of 1 MB and more: measured on SmolLM2-135M at 16 x (150 + 256) tokens, one update peaks at
+    3.8 GB that way against 12.2 GB with the embedded model's settings (BENCHMARKS.md). The embedded default
+    resolves to what it always used (no checkpointing, 16384 tokens, glibc's allocator as is)."""
+    large, cpu_large = m.parameters >= LARGE, m.parameters >= LARGE and not m.cuda
+    t = cfg.trainer
+    return AutoSettings(
+        gradient_checkpointing=switch(cfg.model.gradient_checkpointing, auto=large),
+        microbatch_tokens=t.max_tokens_per_microbatch or (2048 if cpu_large else 16384),
+        mmap_threshold_mb=t.mmap_threshold_mb if t.mmap_threshold_mb >= 0 else (1 if cpu_large else 0),
+    )
+
+
 def advise(cfg, m: ModelFacts) -> list[str]:
     """One line per setting that does not suit the model: the key, the value, why, and what published recipes use."""
     out = []
@@ -47,15 +79,17 @@ def advise(cfg, m: ModelFacts) -> list[str]:
         out.append(f"trainer.lr={t.lr:g} is high even for LoRA adapters (1e-5 to 1e-4 is usual)")
     if m.parameters >= LARGE and cfg.prm.enabled and cfg.prm.lr >= 1e-5:
         out.append(f"prm.lr={cfg.prm.lr:g} suits a ~1 M-parameter PRM; PRIME trains a large implicit PRM at 1e-6")
-    if m.vocab_size >= BPE and r.max_new_tokens < 128:
+    prose = m.vocab_size >= BPE and cfg.data.source != "task"  # a benchmark's written solutions, not a built-in task
+    if prose and r.max_new_tokens < 128:
         out.append(f"rollout.max_new_tokens={r.max_new_tokens} is short for a word-piece model's reasoning (GSM8K "
                    f"solutions run 100-300 tokens): most responses will be cut off; 512 is usual")
-    if m.vocab_size >= BPE and cfg.eval.max_new_tokens < 128:
+    if prose and cfg.eval.max_new_tokens < 128:
         out.append(f"eval.max_new_tokens={cfg.eval.max_new_tokens} will cut held-out answers short; use what training uses")
     if m.vocab_size >= BPE and cfg.search.step_tokens < 64:
         out.append(f"search.step_tokens={cfg.search.step_tokens} cuts a word-piece model's lines mid-sentence "
                    f"(real lines run 7-120 tokens); 128 is usual")
-    if m.parameters >= LARGE and not m.cuda and cfg.eval.size >= 200:
-        out.append(f"eval.size={cfg.eval.size}: held-out evaluation of a {size} on a CPU takes long; "
+    if m.parameters >= LARGE and not m.cuda and cfg.eval.size * cfg.eval.max_new_tokens >= EVAL_TOKENS:
+        out.append(f"eval.size={cfg.eval.size} (x eval.max_new_tokens={cfg.eval.max_new_tokens}): held-out "
+                   f"evaluation of a {size} on a CPU takes long; "
                    f"fewer problems (eval.size=100) or fewer evaluations (eval.every) keep the run moving")
     return out

@@ -45,7 +45,7 @@ class ModelConfig:
     path: str = option("assets/tiny-math", "policy checkpoint: a local HF directory (the embedded default) or a hub id")
     dtype: str = option("float32", "parameter dtype: float32 | bfloat16 | float16")
     attn_implementation: str = option("sdpa", "transformers attention backend: sdpa | eager | flash_attention_2 (flash-attn package) | torch_varlen (PyTorch's varlen flash kernel, CUDA)")
-    gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
+    gradient_checkpointing: str = option("auto", "recompute activations in backward to save memory: auto (on for a 50M+ parameter model, as TRL's GRPO default; off for the embedded one) | true | false")
     lora: LoraOptions = section(LoraOptions, "LoRA through PEFT (rank 0 = off)")
 
 
@@ -164,7 +164,8 @@ class TrainerConfig:
     warmup_steps: int = option(5, "linear warm-up steps")
     ppo_epochs: int = option(1, "passes over each rollout batch")
     mini_batches: int = option(1, "optimizer steps per epoch (the batch is split into this many)")
-    max_tokens_per_microbatch: int = option(16384, "token budget of one forward/backward (length-sorted micro-batches)")
+    max_tokens_per_microbatch: int = option(0, "token budget of one forward/backward (length-sorted micro-batches); 0 = auto: 16384, or 2048 for a 50M+ parameter model on a CPU")
+    mmap_threshold_mb: int = option(-1, "CPU: tensors of at least this many MB get memory of their own from the OS, returned when freed (glibc's mmap threshold); stops the heap from holding on to freed activations at some speed (~20 % of a 135M model's update). -1 = auto: 1 for a 50M+ parameter model on a CPU, else 0 (glibc's default)")
     logits_mb: int = option(256, "most memory (MB of fp32 logits) one forward computes at once; past it the output head runs in chunks, recomputed in backward (the 50k-150k vocabularies of real models)")
     packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from reasonrl.registry import Problems, Registry
+from reasonrl.registry import SWITCH, Problems, Registry
 from reasonrl.tasks import TASKS, check_task
 from reasonrl.types import Record
 
@@ -42,7 +42,7 @@ FORMATS: Registry = Registry("data format")
 READERS: Registry = Registry("file reader")
 ROWS: Registry = Registry("row source")  # data.source for files and datasets: (path, split) -> rows
 SOURCES: Registry = Registry("data source")  # data.source: (data config, eval size, seed, log) -> (sampler, held-out)
-CHAT_MODES = ("auto", "true", "false")  # data.chat_template
+CHAT_MODES = SWITCH  # data.chat_template
 
 
 class DataError(ValueError):

@@ -190,10 +190,11 @@ def check_trainer(t) -> Problems:
     p.known(LR_SCHEDULES, "trainer.lr_schedule", t.lr_schedule)
     p.need(t.ppo_epochs >= 1, "trainer.ppo_epochs", t.ppo_epochs, "must be >= 1")
     p.need(t.mini_batches >= 1, "trainer.mini_batches", t.mini_batches, "must be >= 1")
-    p.need(t.max_tokens_per_microbatch >= 1, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch,
-           "must be >= 1")
+    p.need(t.max_tokens_per_microbatch >= 0, "trainer.max_tokens_per_microbatch", t.max_tokens_per_microbatch,
+           "must be >= 1 (0 = auto)")
     p.need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
     p.need(t.logits_mb >= 1, "trainer.logits_mb", t.logits_mb, "must be >= 1 (MB)")
+    p.need(t.mmap_threshold_mb >= -1, "trainer.mmap_threshold_mb", t.mmap_threshold_mb, "must be >= 0 (0 = glibc's default, -1 = auto)")
     p.need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     p.need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
     p.one_of(AUTOCAST, "trainer.autocast", t.autocast)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from reasonrl import checkpoint
-from reasonrl.advice import advise, facts
+from reasonrl.advice import AutoSettings, advise, auto_settings, facts
 from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, ClipRange, groups_with_signal,
                                  kl_in_reward, overlong_penalty)
 from reasonrl.algorithms.process_rewards import accuracy_filter
@@ -24,6 +24,7 @@ from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
 from reasonrl.metrics import RunLogger, Timer
 from reasonrl.lora import apply_lora, reference_of
+from reasonrl.memory import mmapped
 from reasonrl.models import load_model, load_tokenizer, resolve_device
 from reasonrl.process import ProcessRewards, ProcessStep, build_prm
 from reasonrl.rollout import ENGINES
@@ -67,6 +68,7 @@ class Parts:
     generators: dict
     sampling: SamplingParams
     process: ProcessStep
+    auto: AutoSettings  # what the config's `auto` memory settings resolved to for this model
 
 
 def run(cfg: Config) -> dict:
@@ -88,6 +90,7 @@ def run(cfg: Config) -> dict:
     logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
     if resume_from is not None:
         logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
+    logger.print(f"for this model: {parts.auto.describe()}")
     for line in advise(cfg, facts(parts.policy)):
         logger.print(f"advice: {line}")
     try:
@@ -110,14 +113,15 @@ def build(cfg: Config) -> Parts:
                         device=resolve_device(t.device))
     if m.lora.rank > 0:
         policy = apply_lora(policy, m.lora)
-    if m.gradient_checkpointing:  # non-reentrant: gradients reach adapters even when the embeddings are frozen
+    auto = auto_settings(cfg, facts(policy))
+    if auto.gradient_checkpointing:  # non-reentrant: gradients reach adapters even when the embeddings are frozen
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref = reference_of(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
     prm = None
     if cfg.prm.enabled:
         prm = build_prm(policy, cfg.prm, dtype=m.dtype, attn_implementation=m.attn_implementation,
-                        max_tokens_per_microbatch=t.max_tokens_per_microbatch, max_logits=max_logits(t),
-                        initial_ref=ref)
+                        max_tokens_per_microbatch=auto.microbatch_tokens, max_logits=max_logits(t),
+                        initial_ref=ref, share_prompts=t.share_prompts and not t.packing)
     sampler, held_out = build_data(cfg.data, cfg.eval.size, t.seed,
                                    render=chat_renderer(tokenizer, cfg.data.chat_template, cfg.data.system_prompt))
     updates_per_step = t.ppo_epochs * t.mini_batches
@@ -125,7 +129,7 @@ def build(cfg: Config) -> Parts:
                                            schedule=t.lr_schedule, warmup=t.warmup_steps * updates_per_step,
                                            total_steps=t.steps * updates_per_step)
     learner = Learner(policy, optimizer, scheduler, loss=loss_settings(cfg), ref=ref, ppo_epochs=t.ppo_epochs,
-                      mini_batches=t.mini_batches, max_tokens_per_microbatch=t.max_tokens_per_microbatch,
+                      mini_batches=t.mini_batches, max_tokens_per_microbatch=auto.microbatch_tokens,
                       max_grad_norm=t.max_grad_norm, packing=t.packing, pack_tokens=t.pack_tokens,
                       share_prompts=t.share_prompts, max_logits=max_logits(t),
                       autocast=t.autocast == "bf16" or (t.autocast == "auto" and next(policy.parameters()).is_cuda))
@@ -136,7 +140,7 @@ def build(cfg: Config) -> Parts:
         generators={"sample": torch.Generator().manual_seed(t.seed), "update": torch.Generator().manual_seed(t.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
-        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None),
+        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None), auto=auto,
     )
 
 
@@ -156,7 +160,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
                                            timer)
             metrics = rollout_metrics(rollouts)
             if rollouts.groups:
-                metrics.update(learn(p, rollouts, cfg, timer))
+                with mmapped(p.auto.mmap_threshold_mb):
+                    metrics.update(learn(p, rollouts, cfg, timer))
             else:
                 logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
         metrics.update(timer.metrics(), tokens_per_s=rollouts.generated_tokens / timer.seconds["step"])
@@ -247,7 +252,8 @@ def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     batch.advantages = advantages(rewards, batch, process, cfg)
     with timer("update"):
         metrics = p.learner.update(batch, p.generators["update"])
-    p.engine.sync_weights(p.policy)
+    with timer("sync"):
+        p.engine.sync_weights(p.policy)
     return {**process.metrics, **advantage_metrics(rewards, batch), **metrics}
 
 

@@ -16,8 +16,9 @@ metrics.jsonl has one JSON object per training step. Keys:
   verifier/<status>         counts of verifier statuses (ok, no_answer, parse_error, timeout, crash)
   adv/mean, adv/std         advantage statistics over valid tokens
   loss, pg_loss, kl, entropy, clip_frac, clip_frac_low, clip_frac_high, grad_norm, lr   from the update
-  time/generate, time/verify, time/logprobs, time/prm, time/update, time/step   seconds (time/prm: PRM
-                            work -- reference forward, update, scoring -- ~0 without a PRM)
+  time/generate, time/verify, time/logprobs, time/prm, time/update, time/sync, time/step   seconds (time/prm:
+                            PRM work -- reference forward, update, scoring -- ~0 without a PRM; time/sync:
+                            the engine's weight sync and its probe check, ~0 for the transformers engine)
   tokens/generated, tokens_per_s   generated tokens this step, and per second of step time
   prm/loss, prm/accuracy, prm/auroc, prm/grad_norm   the implicit PRM (prm.enabled), before its update
   process/return, process/return_correct, process/return_wrong, process/steps   process values per response

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import torch
 
-from reasonrl.registry import Problems
+from reasonrl.registry import SWITCH, Problems
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # transformers' built-in backends, plus torch_varlen (reasonrl/attention.py registers it)
@@ -22,6 +22,7 @@ def check_model(m) -> Problems:
     p = Problems()
     p.one_of(tuple(DTYPES), "model.dtype", m.dtype)
     p.one_of(ATTN_IMPLEMENTATIONS, "model.attn_implementation", m.attn_implementation)
+    p.one_of(SWITCH, "model.gradient_checkpointing", str(m.gradient_checkpointing).lower())
     return p
 
 

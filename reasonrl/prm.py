@@ -51,14 +51,15 @@ class ImplicitPRM:
     def __init__(self, model: torch.nn.Module, ref: Reference | torch.nn.Module | None, *, beta: float = 0.05,
                  lr: float = 1e-6,
                  loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384,
-                 max_logits: int = DEFAULT_MAX_LOGITS,
+                 max_logits: int = DEFAULT_MAX_LOGITS, share_prompts: bool = False,
                  optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None):
         """ref: the frozen reference (a module is taken as a frozen copy); None: the caller supplies the reference
-        log-probs (OPRL: the sampling policy's)."""
+        log-probs (OPRL: the sampling policy's). share_prompts: each group's prompt goes through the PRM and its
+        reference once (reasonrl/prefix.py), as in the learner."""
         self.model = model
         self.ref = ref if ref is None or isinstance(ref, Reference) else Reference(ref)
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
-        self.forward = Forward(max_tokens_per_microbatch, max_logits=max_logits)
+        self.forward = Forward(max_tokens_per_microbatch, share_prompts=share_prompts, max_logits=max_logits)
         self.optimizer = (optimizer or adamw(lr))([p for p in model.parameters() if p.requires_grad])
 
     @property

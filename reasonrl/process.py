@@ -106,7 +106,7 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
 
 def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: str,
               max_tokens_per_microbatch: int, max_logits: int = DEFAULT_MAX_LOGITS,
-              initial_ref: Reference | None = None) -> ImplicitPRM:
+              initial_ref: Reference | None = None, share_prompts: bool = False) -> ImplicitPRM:
     """The PRM (prm section cfg) and its reference, both starting from prm.path or from a copy of the policy's
     weights. initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
     it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
@@ -116,6 +116,8 @@ def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: 
         if model.config.vocab_size != policy.config.vocab_size:
             raise ValueError(f"prm.path={cfg.path!r} has a vocabulary of {model.config.vocab_size} tokens but the "
                              f"policy has {policy.config.vocab_size}: the PRM must share the policy's tokenizer")
+        if getattr(policy, "is_gradient_checkpointing", False):  # the copy below inherits it; so must this one
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         model = copy.deepcopy(policy)
     model.requires_grad_(True)
@@ -123,7 +125,8 @@ def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: 
     if cfg.reference == "frozen":
         ref = initial_ref if (initial_ref is not None and not cfg.path) else reference_of(model)
     return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
-                       max_tokens_per_microbatch=max_tokens_per_microbatch, max_logits=max_logits)
+                       max_tokens_per_microbatch=max_tokens_per_microbatch, max_logits=max_logits,
+                       share_prompts=share_prompts)
 
 
 def check_prm(q) -> Problems:

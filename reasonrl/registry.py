@@ -54,6 +54,14 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+SWITCH = ("auto", "true", "false")  # a setting the project can choose for the model in hand, or the user fixes
+
+
+def switch(value: object, auto: bool) -> bool:
+    """A SWITCH value (YAML may give a bool) as a bool; `auto` is what "auto" resolves to."""
+    return {"true": True, "false": False}.get(str(value).lower(), auto)
+
+
 class Problems(list):
     """What a part's config check found, one 'key=value: fix' line each (reasonrl/validate.py joins them)."""
 

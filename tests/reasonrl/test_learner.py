@@ -56,11 +56,15 @@ def test_group_micro_batches_keep_groups_whole_and_cover_every_row_once():
     assert sorted(torch.cat(split).tolist()) == list(range(9)) and [4, 5] in [sorted(m.tolist()) for m in split]
 
 
-def test_shared_prompt_update_equals_the_padded_update(embedded_model_dir):
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "grad-checkpointing"])
+def test_shared_prompt_update_equals_the_padded_update(embedded_model_dir, checkpointing):
+    """With gradient checkpointing the backward reruns each layer: the shared prompt's caches must survive it."""
     base = load_model(str(embedded_model_dir))
     out = {}
     for shared in (False, True):
         model = copy.deepcopy(base)
+        if checkpointing and shared:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), None, loss=LossSettings(entropy_coef=0.01),
                           max_tokens_per_microbatch=200, share_prompts=shared)
         batch = ragged_batch()

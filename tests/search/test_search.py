@@ -146,12 +146,22 @@ def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_mo
         for line in filter(None, text.split("\n")):
             node = node.add_child(Node(text=line + "\n", token_ids=tok(line + "\n", add_special_tokens=False)["input_ids"]))
         nodes.append(node)
-    got = PRMValue(prm, ref, tok, beta=0.5, max_tokens=40)(records, nodes)  # a small budget: several micro-batches
-    for r, n, g in zip(records, nodes, got):
+    value = PRMValue(prm, ref, tok, beta=0.5, max_tokens=40)  # a small budget: several micro-batches
+    got = value(records, nodes)
+    # then children of scored nodes: siblings share their parent's prefix, and add their step to its sum
+    kids = [nodes[1].add_child(Node(text=t, token_ids=tok(t, add_special_tokens=False)["input_ids"]))
+            for t in ("-2\n", "\\boxed{-2}", "-3+1=-1\n")] + [nodes[2].add_child(Node(text="1+1=2\n", token_ids=tok(
+                "1+1=2\n", add_special_tokens=False)["input_ids"]))]
+    kid_records = [records[1]] * 3 + [records[2]]
+    got_kids = value(kid_records, kids)
+
+    def want(r, n):
         p = tok(r.prompt, add_special_tokens=False)["input_ids"]
         ids = torch.tensor([p + n.prefix_ids()])
         with torch.no_grad():
             q = token_logprobs(prm, ids, torch.ones_like(ids))[0] - token_logprobs(ref, ids, torch.ones_like(ids))[0]
-        want = torch.sigmoid(0.5 * q[0, len(p) - 1:].sum()).item()
-        assert g == pytest.approx(want, rel=1e-5), (r.prompt, g, want)
-    assert got[2] == 0.5 and got[0] != 0.5
+        return torch.sigmoid(0.5 * q[0, len(p) - 1:].sum()).item()
+
+    for r, n, g in zip(records + kid_records, nodes + kids, got + got_kids):
+        assert g == pytest.approx(want(r, n), rel=1e-5), (r.prompt, n.prefix_text(), g)
+    assert got[2] == 0.5 and got[0] != 0.5 and len(set(got_kids)) == 4
