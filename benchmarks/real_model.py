@@ -49,7 +49,7 @@ def run_arm(name: str, args, extra: list[str]) -> dict:
     med = lambda key: round(statistics.median(r.get(key, 0.0) for r in steady), 2)  # noqa: E731
     return {"arm": name, "peak_rss_gb": round(peak_kb / 2**20, 2),
             "steps": len(rows), "step_s": med("time/step"), "generate_s": med("time/generate"),
-            "logprobs_s": med("time/logprobs"), "prm_s": med("time/prm"), "update_s": med("time/update"),
+            "logprobs_s": med("time/logprobs"), "prm_s": med("time/prm"), "update_s": med("time/update"), "sync_s": med("time/sync"),
             "rows_per_step": rows[-1]["groups/kept"] * 4, "mean_response_tokens": med("response_length/mean"),
             "empty_share": med("response_length/empty"), "truncated_share": med("response_length/truncated"),
             "logprob_gap_mean": med("rollout/logprob_gap_mean")}

@@ -16,8 +16,11 @@ Sizes: "small" is the embedded default checkpoint (assets/tiny-math, 0.8 M param
 "large" is the same architecture at hidden 256 (3.9 M parameters, 4 layers), randomly initialised;
 "smollm2" is SmolLM2-135M-Instruct (make smollm2: Llama, 30 layers, hidden 576, tied embeddings, a 49,152-token
 BPE) -- a real model's size and vocabulary; the prompts go in as plain text (the same for both trainers).
-At that size a step takes tens of seconds on one thread: run it alone with fewer steps, e.g.
-    python benchmarks/vs_trl.py --sizes smollm2 --steps 5 --warmup 1 --reps 2
+At that size a step takes about two minutes on one thread: run it alone with fewer steps, e.g.
+    python benchmarks/vs_trl.py --sizes smollm2 --steps 4 --warmup 1 --reps 1
+Each trainer runs with its own defaults for the model (both checkpoint activations at that size: TRL's GRPO
+default, reasonrl's auto). `--variant NAME:KEY=VALUE,...` also times reasonrl with those overrides in the same
+run, e.g. --variant fast:model.gradient_checkpointing=false,trainer.mmap_threshold_mb=0 (speed over memory).
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class DigitShare:
 
 # ---------------------------------------------------------------- workers (one run each, in a subprocess)
 
-def reasonrl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[float]:
+def reasonrl_worker(model: str, prompts: Path, steps: int, out: Path, extra: list[str] = ()) -> list[float]:
     from reasonrl.loop import run
     from reasonrl.validate import load_config
 
@@ -64,7 +67,7 @@ def reasonrl_worker(model: str, prompts: Path, steps: int, out: Path) -> list[fl
                 "trainer.mini_batches=1", f"trainer.lr={LR}", f"trainer.max_grad_norm={CLIP}", "trainer.warmup_steps=0",
                 "trainer.lr_schedule=constant", "trainer.threads=1", f"trainer.steps={steps}", "eval.size=0",
                 "checkpoint.every=0", "logging.progress=false", "logging.plots=false", "logging.samples_per_step=0",
-                f"logging.run_dir={out}", "logging.name=run"])
+                f"logging.run_dir={out}", "logging.name=run", *extra])
     summary = run(cfg)
     rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
     return [r["time/step"] for r in rows]
@@ -147,13 +150,13 @@ def write_prompts(path: Path, steps: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def one_run(impl: str, model: str, prompts: Path, steps: int, root: Path) -> list[float]:
+def one_run(impl: str, model: str, prompts: Path, steps: int, root: Path, extra: str = "") -> list[float]:
     python = str(TRL_PYTHON) if impl == "trl" else sys.executable
     out = Path(tempfile.mkdtemp(dir=root, prefix=f"{impl}-"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     cmd = [python, str(Path(__file__).resolve()), "--worker", impl, "--model", model, "--prompts", str(prompts),
-           "--steps", str(steps), "--out", str(out)]
+           "--steps", str(steps), "--out", str(out), "--extra", extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} run failed:\n{proc.stderr[-4000:]}")
@@ -170,12 +173,19 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sizes", default="small,large")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="also time reasonrl with these overrides in the same run, e.g. "
+                         "fast:model.gradient_checkpointing=false,trainer.mmap_threshold_mb=0")
+    ap.add_argument("--extra", default="", help=argparse.SUPPRESS)  # a variant's overrides, for --worker
     args = ap.parse_args()
     if args.worker:
         # this folder's verifiers.py would shadow the verifiers package: import from the repository root only
         sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-        fn = reasonrl_worker if args.worker == "reasonrl" else trl_worker
-        print(json.dumps({"step_times": fn(args.model, args.prompts, args.steps, args.out)}))
+        if args.worker == "trl":
+            times = trl_worker(args.model, args.prompts, args.steps, args.out)
+        else:
+            times = reasonrl_worker(args.model, args.prompts, args.steps, args.out, [x for x in args.extra.split(",") if x])
+        print(json.dumps({"step_times": times}))
         return
     if not TRL_PYTHON.exists():
         sys.exit(f"TRL's environment is missing ({TRL_PYTHON}): run `make bench-trl-env` first")
@@ -187,12 +197,14 @@ def main() -> None:
     sizes = args.sizes.split(",")
     if "smollm2" in sizes and not (Path(models["smollm2"]) / "config.json").is_file():
         sys.exit(f"{models['smollm2']} is missing: run `make smollm2` first")
-    times = {s: {"reasonrl": [], "trl": []} for s in sizes}
+    variants = dict(v.split(":", 1) for v in args.variant)  # name -> "key=value,key=value"
+    impls = ["reasonrl", *(f"reasonrl-{name}" for name in variants), "trl"]
+    times = {s: {impl: [] for impl in impls} for s in sizes}
     for rep in range(args.reps):
         for size in sizes:
-            order = ["reasonrl", "trl"] if rep % 2 == 0 else ["trl", "reasonrl"]
-            for impl in order:
-                t = one_run(impl, models[size], prompts, args.steps, root)
+            for impl in (impls if rep % 2 == 0 else impls[::-1]):
+                worker = "trl" if impl == "trl" else "reasonrl"
+                t = one_run(worker, models[size], prompts, args.steps, root, variants.get(impl[len("reasonrl-"):], ""))
                 times[size][impl] += t[args.warmup:]
                 print(f"rep {rep} {size} {impl}: median {statistics.median(t[args.warmup:]):.3f} s/step",
                       file=sys.stderr)
@@ -204,6 +216,10 @@ def main() -> None:
         result["sizes"][size] = {"params": params_of(models[size]), "reasonrl_median_s": round(r, 4),
                                  "trl_median_s": round(t, 4), "ratio": round(r / t, 3),
                                  "steps_measured": len(times[size]["reasonrl"])}
+        for name, overrides in variants.items():
+            v = statistics.median(times[size][f"reasonrl-{name}"])
+            result["sizes"][size][f"variant_{name}"] = {"overrides": overrides, "median_s": round(v, 4),
+                                                        "ratio": round(v / t, 3)}
     print(json.dumps(result, indent=2))
 
 
