@@ -52,7 +52,8 @@ def run_arm(name: str, args, extra: list[str]) -> dict:
             "logprobs_s": med("time/logprobs"), "prm_s": med("time/prm"), "update_s": med("time/update"), "sync_s": med("time/sync"),
             "rows_per_step": rows[-1]["groups/kept"] * 4, "mean_response_tokens": med("response_length/mean"),
             "empty_share": med("response_length/empty"), "truncated_share": med("response_length/truncated"),
-            "logprob_gap_mean": med("rollout/logprob_gap_mean")}
+            "logprob_gap_mean": steady[-1].get("rollout/logprob_gap_mean", 0.0),
+            "sync_probe_gap": steady[-1].get("rollout/sync_probe_gap")}
 
 
 def main() -> None:
