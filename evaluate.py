@@ -18,6 +18,8 @@ def evaluate_and_report(cfg) -> int:
     from search.evaluate import run, table
 
     summary = run(cfg, log=lambda line: print(line, file=sys.stderr))
+    if not summary.get("main", True):  # under torchrun, rank 0 reports
+        return 0
     if "collected" in summary:  # collection mode: what was written, not a table
         c = summary["collected"]
         print(f"searched {c['problems']} training problems ({c['solved']} solved, {c['tokens_per_problem']:.0f} tokens "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from reasonrl.distributed import unsharded
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS, token_logprobs
 from reasonrl.packing import packed_micro_batches, packed_token_logprobs
 from reasonrl.prefix import group_micro_batches, shared_prefix_logprobs
@@ -111,8 +112,9 @@ class Forward:
         was_training = model.training
         model.eval()
         out = torch.zeros_like(batch.loss_mask)
-        for rows in self.split(batch):
-            logp, _ = self.logprobs(model, batch.select(rows))
-            out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
+        with unsharded(model):  # sharded: gathered once, so ranks may run different numbers of micro-batches
+            for rows in self.split(batch):
+                logp, _ = self.logprobs(model, batch.select(rows))
+                out[rows, : logp.shape[1]] = logp.cpu().to(out.dtype)
         model.train(was_training)
         return out

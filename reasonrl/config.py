@@ -99,6 +99,7 @@ class RolloutConfig:
     stop: list = option([], "stop strings ending a response (besides EOS)")
     ignore_eos: bool = option(False, "generate max_new_tokens every time, past EOS (fixed-length work, for benchmarks)")
     batch_rows: int = option(512, "most sequences the engine decodes at once")
+    seeding: str = option("auto", "how sampling is seeded: batch (one generator for the step's batch) | prompt (each prompt its own seed, drawn from the run's generator: the same samples whichever rank serves it) | auto (batch on one process, prompt under torchrun)")
     vllm_memory: float = option(0.3, "vllm: fraction of the device memory the engine may take (weights + KV cache), leaving the rest to the colocated learner")
     vllm_max_model_len: int = option(0, "vllm: context length the engine reserves for (0 = the model's max_position_embeddings)")
     vllm_sync_tol: float = option(1e-4, "vllm: after each weight sync the engine's mean log-prob gap to the learner on a probe sequence must stay below this, or the run stops (~0.05 for bf16)")

@@ -20,6 +20,7 @@ import torch
 from reasonrl.algorithms import (POLICY_LOSSES, ClipRange, aggregate, kl_penalty, logprob_gap, masked_sum,
                                  truncated_is_weights)
 from reasonrl.batching import Forward
+from reasonrl.distributed import Dist, to_float
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
 from reasonrl.models import DEVICES, Reference
 from reasonrl.registry import Problems, Registry
@@ -52,8 +53,9 @@ class Learner:
                  loss: LossSettings, ref: Optional[Reference] = None, ppo_epochs: int = 1,
                  mini_batches: int = 1, max_tokens_per_microbatch: int = 16384, max_grad_norm: float = 1.0,
                  packing: bool = False, pack_tokens: int = 4096, share_prompts: bool = False,
-                 autocast: bool = False, max_logits: int = DEFAULT_MAX_LOGITS):
-        self.policy, self.ref = policy, ref
+                 autocast: bool = False, max_logits: int = DEFAULT_MAX_LOGITS, dist: Dist = Dist()):
+        """dist: the ranks this update spans (each holds its slice of the batch; Dist() is one process)."""
+        self.policy, self.ref, self.dist = policy, ref, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss, self.policy_loss = loss, POLICY_LOSSES.get(loss.policy_loss)
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
@@ -114,8 +116,9 @@ class Learner:
     def _step(self, mini: TrainBatch, capture: bool = False) -> dict[str, float]:
         """One optimizer step on a mini-batch, accumulating micro-batch gradients. capture: mini.logp_old
         is filled from each micro-batch's forward (detached) before its loss uses it."""
-        s = self.loss
-        norm = {"num_tokens": mini.loss_mask.sum().clamp(min=1).item(), "num_seqs": float(mini.num_rows),
+        s, d = self.loss, self.dist
+        # the whole batch's counts, over every rank: each rank's loss is its share of the global loss
+        norm = {"num_tokens": max(d.sum(mini.loss_mask.sum().item()), 1.0), "num_seqs": float(d.sum(mini.num_rows)),
                 "scale": s.loss_scale}
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_frac": 0.0,
@@ -123,7 +126,12 @@ class Learner:
         n_tok = norm["num_tokens"]
         if capture:
             mini.logp_old = torch.zeros_like(mini.loss_mask)
-        for rows in self.forward.split(mini):
+        splits = self.forward.split(mini)
+        padding = int(d.max(len(splits))) - len(splits)  # sharded: every rank runs as many micro-batches
+        for rows in [*splits, *[None] * padding]:
+            if rows is None:  # a zero-weight pass through FSDP's collectives, no gradient of its own
+                self._padding_pass(mini.select(splits[0] if splits else torch.arange(0)))
+                continue
             mb = mini.select(rows)
             dev = self.device
             mask, adv = mb.loss_mask.to(dev), mb.advantages.to(dev)
@@ -142,12 +150,13 @@ class Learner:
                 stats["kl"] += kl_term.item()
             if s.entropy_coef > 0:
                 loss = loss - s.entropy_coef * aggregate(entropy, mask, s.loss_agg, **norm)
-            loss.backward()
+            (loss * d.grad_scale if d.enabled else loss).backward()
             stats["loss"] += loss.item()
             share = mask.sum().item() / n_tok  # token-weighted averages of the per-micro-batch metrics
             stats["entropy"] += masked_sum(entropy.detach(), mask).item() / n_tok
             for k in ("clip_frac", "clip_frac_low", "clip_frac_high"):
                 stats[k] += m[k].item() * share
+        stats = {k: d.sum(v) for k, v in stats.items()}  # shares of global averages: their sum is the average
         params = [p for p in self.policy.parameters() if p.requires_grad]
         if self.max_grad_norm > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
@@ -156,9 +165,17 @@ class Learner:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        stats["grad_norm"] = float(grad_norm)
+        stats["grad_norm"] = to_float(grad_norm)
         stats["lr"] = self.optimizer.param_groups[0]["lr"]
         return stats
+
+    def _padding_pass(self, mb: TrainBatch) -> None:
+        """Forward and backward of a loss multiplied by zero: the FSDP gathers and gradient reductions that the
+        ranks with more micro-batches are waiting for."""
+        if mb.num_rows == 0:
+            raise RuntimeError("a rank holds no rows to learn from while others do: the loop must skip the update on every rank")
+        logp, _ = self.forward.logprobs(self.policy, mb)
+        (logp.sum() * 0.0).backward()
 
 
 def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas, schedule: str,

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from reasonrl.distributed import is_sharded
+
 DEFAULT_MAX_LOGITS = 64 * 2**20  # elements (256 MB in fp32) of logits computed at once
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
@@ -34,6 +36,8 @@ def logprobs_from_logits(logits: torch.Tensor, targets: torch.Tensor, *, with_en
 def split_lm(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """(decoder returning hidden states, output head) when the model's logits are head(last hidden state);
     None for a model that transforms its logits further."""
+    if is_sharded(model):  # FSDP gathers the root's weights (embeddings, head) only in the model's own forward
+        return None
     cfg = getattr(model, "config", None)
     if any(getattr(cfg, name, None) not in (None, 1.0) for name in _LOGIT_TRANSFORMS):
         return None

@@ -6,23 +6,24 @@
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from reasonrl import checkpoint
+from reasonrl import checkpoint, distributed
 from reasonrl.advice import AutoSettings, advise, auto_settings, facts
 from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, ClipRange, groups_with_signal,
                                  kl_in_reward, overlong_penalty)
-from reasonrl.algorithms.process_rewards import accuracy_filter
+from reasonrl.algorithms.process_rewards import accuracy_filter, auroc
 from reasonrl.batching import collate
 from reasonrl.config import Config, to_yaml, verifier_names
 from reasonrl.data import build_data, chat_renderer
 from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
-from reasonrl.metrics import RunLogger, Timer
+from reasonrl.metrics import QuietLogger, RunLogger, Timer
 from reasonrl.lora import apply_lora, reference_of
 from reasonrl.memory import mmapped
 from reasonrl.models import load_model, load_tokenizer, resolve_device
@@ -69,25 +70,39 @@ class Parts:
     sampling: SamplingParams
     process: ProcessStep
     auto: AutoSettings  # what the config's `auto` memory settings resolved to for this model
+    dist: distributed.Dist  # this process's rank in the job (Dist(): one process)
 
 
 def run(cfg: Config) -> dict:
     """Train with cfg; return the summary (also written to summary.json). Raises ConfigError first if any part
-    of the config fails its check (reasonrl/validate.py), however the Config was built."""
-    validate(cfg)
+    of the config fails its check (reasonrl/validate.py), however the Config was built. Under torchrun every
+    rank runs this; rank 0 writes the run directory."""
+    d = distributed.init(cfg.trainer.device)
+    try:
+        return run_ranked(cfg, d)
+    finally:
+        d.close()
+
+
+def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
+    validate(cfg, world=d.world)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    run_dir, resume_from = prepare_run_dir(cfg)
-    parts = build(cfg)
+    run_dir, resume_from = on_main(d, prepare_run_dir, cfg)
+    parts = build(cfg, d)
     state = checkpoint.TrainState()
     if resume_from is not None:
         state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
                                 scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators,
                                 prm=parts.process.prm)
         parts.engine.sync_weights(parts.policy)  # an engine with its own copy must serve the restored weights
-        truncate_logs(run_dir, state.step)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step)
+        if d.is_main:
+            truncate_logs(run_dir, state.step)
+    if d.is_main:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    logger = RunLogger(run_dir, cfg.logging, cfg.trainer.steps, start_step=state.step) if d.is_main else QuietLogger()
+    if d.enabled:
+        logger.print(f"{d.world} ranks ({d.device.type}), FSDP2; {cfg.rollout.prompts_per_step} prompts a step in all")
     if resume_from is not None:
         logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
     logger.print(f"for this model: {parts.auto.describe()}")
@@ -99,18 +114,35 @@ def run(cfg: Config) -> dict:
         parts.verifier.close()
         parts.engine.close()
         logger.close()
-    return finish(run_dir, state, cfg)
+    return finish(run_dir, state, cfg, write=d.is_main)
 
 
-def build(cfg: Config) -> Parts:
-    """The verifier pool first (its plug-ins import, every verifier name resolves), then the models."""
-    verifier = VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
+def on_main(d: distributed.Dist, fn, *args):
+    """fn(*args) on rank 0, its result (or its exception) on every rank."""
+    if not d.enabled:
+        return fn(*args)
+    out = None
+    if d.is_main:
+        try:
+            out = ("ok", fn(*args))
+        except Exception as e:  # every rank raises it, so none waits on the others
+            out = ("error", e)
+    kind, value = d.broadcast(out)
+    if kind == "error":
+        raise value
+    return value
+
+
+def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
+    """The verifier pool first (its plug-ins import, every verifier name resolves), then the models; on several
+    ranks the policy, the PRM and the references are sharded (FSDP2) before their optimisers are built."""
+    verifier = VerifierPool(cfg.verifier.options, workers=d.cpu_share(cfg.verifier.workers), timeout_s=cfg.verifier.timeout_s,
                             plugins=cfg.verifier.plugins).require(verifier_names(cfg))
     tokenizer = load_tokenizer(cfg.model.path)
     torch.manual_seed(cfg.trainer.seed)
     m, t, r = cfg.model, cfg.trainer, cfg.rollout
     policy = load_model(m.path, dtype=m.dtype, attn_implementation=m.attn_implementation,
-                        device=resolve_device(t.device))
+                        device=d.device if d.enabled else resolve_device(t.device))
     if m.lora.rank > 0:
         policy = apply_lora(policy, m.lora)
     auto = auto_settings(cfg, facts(policy))
@@ -121,7 +153,10 @@ def build(cfg: Config) -> Parts:
     if cfg.prm.enabled:
         prm = build_prm(policy, cfg.prm, dtype=m.dtype, attn_implementation=m.attn_implementation,
                         max_tokens_per_microbatch=auto.microbatch_tokens, max_logits=max_logits(t),
-                        initial_ref=ref, share_prompts=t.share_prompts and not t.packing)
+                        initial_ref=ref, share_prompts=t.share_prompts and not t.packing, dist=d)
+    distributed.shard(policy, d)
+    if ref is not None:
+        distributed.shard(ref.model, d)
     sampler, held_out = build_data(cfg.data, cfg.eval.size, t.seed,
                                    render=chat_renderer(tokenizer, cfg.data.chat_template, cfg.data.system_prompt))
     updates_per_step = t.ppo_epochs * t.mini_batches
@@ -132,7 +167,8 @@ def build(cfg: Config) -> Parts:
                       mini_batches=t.mini_batches, max_tokens_per_microbatch=auto.microbatch_tokens,
                       max_grad_norm=t.max_grad_norm, packing=t.packing, pack_tokens=t.pack_tokens,
                       share_prompts=t.share_prompts, max_logits=max_logits(t),
-                      autocast=t.autocast == "bf16" or (t.autocast == "auto" and next(policy.parameters()).is_cuda))
+                      autocast=t.autocast == "bf16" or (t.autocast == "auto" and next(policy.parameters()).is_cuda),
+                      dist=d)
     return Parts(
         policy=policy, tokenizer=tokenizer, verifier=verifier, sampler=sampler, held_out=held_out, learner=learner,
         engine=ENGINES.get(r.engine)(policy, tokenizer, r, dtype=m.dtype, seed=t.seed),
@@ -140,7 +176,7 @@ def build(cfg: Config) -> Parts:
         generators={"sample": torch.Generator().manual_seed(t.seed), "update": torch.Generator().manual_seed(t.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
-        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None), auto=auto,
+        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None), auto=auto, dist=d,
     )
 
 
@@ -157,15 +193,16 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         timer = Timer()
         with timer("step"):
             rollouts = generate_and_verify(p.sampler, p.engine, p.verifier, p.sampling, cfg, p.generators["sample"],
-                                           timer)
+                                           timer, p.dist)
             metrics = rollout_metrics(rollouts)
-            if rollouts.groups:
+            if p.dist.all(bool(rollouts.groups)):  # every rank has groups to learn from
                 with mmapped(p.auto.mmap_threshold_mb):
                     metrics.update(learn(p, rollouts, cfg, timer))
             else:
                 logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
-        metrics.update(timer.metrics(), tokens_per_s=rollouts.generated_tokens / timer.seconds["step"])
-        state.step, state.tokens_generated = step, state.tokens_generated + rollouts.generated_tokens
+        metrics = p.dist.reduce_metrics({**metrics, **timer.metrics()})
+        metrics["tokens_per_s"] = metrics["tokens/generated"] / metrics["time/step"]
+        state.step, state.tokens_generated = step, state.tokens_generated + int(metrics["tokens/generated"])
         state.seconds += timer.seconds["step"]
         warn_on_logprob_gap(metrics, cfg.rollout.logprob_warn, step, logger)
         if step == 1:
@@ -192,27 +229,37 @@ def due(step: int, every: int, last: int) -> bool:
 def save_checkpoint(p: Parts, cfg: Config, state: checkpoint.TrainState, run_dir: Path) -> None:
     checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer, optimizer=p.optimizer,
                     scheduler=p.scheduler, sampler=p.sampler, generators=p.generators, keep=cfg.checkpoint.keep,
-                    prm=p.process.prm, merged=cfg.model.lora.save_merged)
+                    prm=p.process.prm, merged=cfg.model.lora.save_merged, dist=p.dist)
 
 
 # ------------------------------------------------------------------------------- the steps
 
 def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg: Config,
-                        generator: torch.Generator, timer: Timer | None = None) -> Rollouts:
+                        generator: torch.Generator, timer: Timer | None = None,
+                        d: distributed.Dist = distributed.Dist()) -> Rollouts:
     """Sample prompts, generate G responses each, verify them, and keep the groups to train on.
 
     Filters drop groups and draw more prompts (up to algorithm.max_gen_batches rounds) until
     prompts_per_step groups are kept: dynamic sampling (DAPO) drops groups whose rewards are all
-    equal, the accuracy filter (PRIME) groups whose accuracy lies outside [low, high]."""
+    equal, the accuracy filter (PRIME) groups whose accuracy lies outside [low, high].
+
+    On several ranks every rank draws the same global prompts (and per-prompt seeds) and serves its slice
+    (d.share): a group never spans ranks. Filters refill each rank up to its own share; the ranks draw in step
+    (a rank whose share is full still draws, so every sampler stays at the same place)."""
     a, timer = cfg.algorithm, timer or Timer()
     want = cfg.rollout.prompts_per_step
+    lo, hi = d.share(want)
+    per_prompt = cfg.rollout.seeding == "prompt" or (cfg.rollout.seeding == "auto" and d.enabled)
     kept: list = []
     zero_var = dropped_acc = rounds = tokens = generated = right = 0
-    while len(kept) < want and rounds < (a.max_gen_batches if a.dynamic_sampling or a.accuracy_filter else 1):
+    while rounds < (a.max_gen_batches if a.dynamic_sampling or a.accuracy_filter else 1) and not d.all(len(kept) >= hi - lo):
         rounds += 1
-        records = sampler.next(want)
+        records = sampler.next(want)[lo:hi]  # this rank's slice of the global draw
+        gens = prompt_generators(generator, want)[lo:hi] if per_prompt else generator
+        if len(kept) >= hi - lo:
+            continue
         with timer("generate"):
-            outs = engine.generate([r.prompt for r in records], sampling, generator)
+            outs = engine.generate([r.prompt for r in records], sampling, gens)
         flat = [(rec, r) for rec, group in zip(records, outs) for r in group]
         with timer("verify"):
             verdicts = verifier.verify_batch([r.text for _, r in flat], [rec.reference for rec, _ in flat],
@@ -229,7 +276,7 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
             dropped_acc += a.accuracy_filter and not in_range
             if (has_signal or not a.dynamic_sampling) and (in_range or not a.accuracy_filter):
                 kept.append((RolloutGroup(rec, engine.prompt_ids(rec.prompt), group), v, scores))
-    kept = kept[:want]
+    kept = kept[:hi - lo]
     return Rollouts(
         groups=[k[0] for k in kept],
         scores=torch.stack([k[2] for k in kept]) if kept else torch.zeros(0, sampling.n),
@@ -241,6 +288,18 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
     )
 
 
+def prompt_generators(generator: torch.Generator, n: int) -> list[torch.Generator]:
+    """One generator per prompt of the global draw, seeded from the run's: a prompt's samples are the same
+    whichever rank serves it and whichever prompts share its batch (rollout.seeding=prompt)."""
+    seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist()
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def free_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Drop the gradients of a step already taken: a 135 M model's are 0.5 GB the next phase can use."""
+    optimizer.zero_grad(set_to_none=True)
+
+
 def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     """Train on the kept groups: log-probs, rewards, process rewards, advantages, update, engine sync."""
     batch = collate(rollouts.groups, p.engine.pad_id, mask_truncated=cfg.algorithm.mask_truncated)
@@ -249,12 +308,17 @@ def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     rewards = shaped_rewards(rollouts, batch, cfg)
     with timer("prm"):
         process = p.process(batch, rollouts.groups, rewards.flatten(), rollouts.correct.flatten())
-    batch.advantages = advantages(rewards, batch, process, cfg)
+    if p.process.prm is not None:
+        free_gradients(p.process.prm.optimizer)  # the PRM's gradients are not needed while the policy learns
+    batch.advantages = advantages(rewards, batch, process, cfg, p.dist)
     with timer("update"):
         metrics = p.learner.update(batch, p.generators["update"])
+    free_gradients(p.learner.optimizer)  # nor the policy's while the engine generates and the PRM learns
     with timer("sync"):
         p.engine.sync_weights(p.policy)
-    return {**process.metrics, **advantage_metrics(rewards, batch), **metrics}
+    if getattr(p.engine, "last_sync_gap", None) is not None:  # vLLM: the probe's |engine - learner| after this sync
+        metrics["rollout/sync_probe_gap"] = p.engine.last_sync_gap
+    return {**process.metrics, **advantage_metrics(rewards, batch, p.dist), **metrics}
 
 
 def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:
@@ -309,35 +373,57 @@ def shaped_rewards(rollouts: Rollouts, batch: TrainBatch, cfg: Config) -> torch.
     return rewards
 
 
-def advantages(rewards: torch.Tensor, batch: TrainBatch, process: ProcessRewards, cfg: Config) -> torch.Tensor:
-    """(B, G) rewards [+ process values] -> (N, T) per-token advantages on the loss mask."""
+def advantages(rewards: torch.Tensor, batch: TrainBatch, process: ProcessRewards, cfg: Config,
+               d: distributed.Dist = distributed.Dist()) -> torch.Tensor:
+    """(B, G) rewards [+ process values] -> (N, T) per-token advantages on the loss mask. On several ranks the
+    estimator sees the whole batch (every rank's rows, gathered), so batch-wide statistics -- PRIME's
+    normalisation and whitening -- are global; each rank keeps its own rows."""
     a, q = cfg.algorithm, cfg.prm
     options = AdvantageOptions(eps=a.adv_eps, ddof=a.std_ddof, loo_form=q.loo_form, process_coef=q.process_coef,
                                norm=q.norm, alpha=q.alpha)
-    return ADVANTAGES.get(a.advantage)(AdvantageInputs(rewards, batch.loss_mask, process.values, process.ends, options))
+    estimator = ADVANTAGES.get(a.advantage)
+    if not d.enabled:
+        return estimator(AdvantageInputs(rewards, batch.loss_mask, process.values, process.ends, options))
+    (n, t), gather = batch.loss_mask.shape, (lambda x: None if x is None else d.gather_rows(x)[0])
+    mask, first = d.gather_rows(batch.loss_mask)
+    whole = estimator(AdvantageInputs(gather(rewards), mask, gather(process.values), gather(process.ends), options))
+    return whole[first:first + n, :t].contiguous()
 
 
 def evaluate(p: Parts, cfg: Config, *, step: int, logger: RunLogger) -> dict:
-    """Greedy held-out accuracy; with a PRM, also its AUROC at telling those answers' correctness."""
+    """Greedy held-out accuracy; with a PRM, also its AUROC at telling those answers' correctness. On several
+    ranks each answers its slice of the problems and the results are gathered (in problem order)."""
     t0 = time.perf_counter()
-    res = evaluate_greedy(p.engine, p.verifier, p.held_out, cfg.eval.max_new_tokens)
+    lo, hi = p.dist.share(len(p.held_out))
+    res = evaluate_greedy(p.engine, p.verifier, p.held_out[lo:hi], cfg.eval.max_new_tokens)
+    scores = p.process.held_out_scores(p.held_out[lo:hi], res["rollouts"], p.engine, p.learner.logprobs)
+    if p.dist.enabled:
+        parts = p.dist.gather((res["results"], [len(r.response_ids) for r in res["rollouts"]], scores))
+        results, lengths = [x for part in parts for x in part[0]], [x for part in parts for x in part[1]]
+        res = {"results": results, "accuracy": sum(x["correct"] for x in results) / max(len(results), 1),
+               "response_length": sum(lengths) / max(len(lengths), 1)}
+        scores = None if scores is None else torch.cat([part[2] for part in parts])
     entry = {"step": step, "accuracy": res["accuracy"], "response_length": res["response_length"]}
     line = f"eval step {step}: held-out greedy accuracy {res['accuracy']:.3f} on {len(p.held_out)} problems"
-    auroc = p.process.held_out_auroc(p.held_out, res["rollouts"], torch.tensor([x["correct"] for x in res["results"]]),
-                                     p.engine, p.learner.logprobs)
-    if auroc is not None:
-        entry["prm_auroc"] = auroc
-        line += f", PRM AUROC {auroc:.3f}"
+    if scores is not None:
+        entry["prm_auroc"] = auroc(scores, torch.tensor([x["correct"] for x in res["results"]]))
+        line += f", PRM AUROC {entry['prm_auroc']:.3f}"
     entry["seconds"] = round(time.perf_counter() - t0, 2)
     logger.log_eval(step, res["results"])
     logger.print(line)
     return entry
 
 
-def advantage_metrics(rewards: torch.Tensor, batch: TrainBatch) -> dict:
+def advantage_metrics(rewards: torch.Tensor, batch: TrainBatch, d: distributed.Dist = distributed.Dist()) -> dict:
+    """Mean reward, mean and std of the advantages on the loss mask: the whole batch's, on every rank."""
     valid = batch.advantages[batch.loss_mask.bool()]
-    return {"reward/mean": rewards.mean().item(), "adv/mean": valid.mean().item() if valid.numel() else 0.0,
-            "adv/std": valid.std().item() if valid.numel() > 1 else 0.0}
+    if not d.enabled:
+        return {"reward/mean": rewards.mean().item(), "adv/mean": valid.mean().item() if valid.numel() else 0.0,
+                "adv/std": valid.std().item() if valid.numel() > 1 else 0.0}
+    n, s, ss = (d.sum(x) for x in (float(valid.numel()), valid.double().sum().item(), valid.double().square().sum().item()))
+    mean = s / max(n, 1)
+    return {"reward/mean": d.sum(rewards.sum().item()) / d.sum(float(rewards.numel())), "adv/mean": mean,
+            "adv/std": math.sqrt(max(ss - n * mean * mean, 0.0) / (n - 1)) if n > 1 else 0.0}
 
 
 def rollout_metrics(r: Rollouts) -> dict:

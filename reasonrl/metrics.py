@@ -190,3 +190,22 @@ def write_plots(run_dir: Path, rows: list[dict], evals: list[dict]) -> list[Path
         plt.close(fig)
         written.append(path)
     return written
+
+
+class QuietLogger:
+    """What ranks other than 0 log through: nothing (rank 0 writes the run's files from reduced metrics)."""
+
+    def print(self, text: str) -> None:
+        pass
+
+    def log_step(self, step: int, metrics: dict) -> None:
+        pass
+
+    def log_eval(self, step: int, rows: list[dict]) -> None:
+        pass
+
+    def log_samples(self, step: int, samples: list[dict]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -23,6 +23,7 @@ import torch
 
 from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss, sequence_logit
 from reasonrl.batching import Forward
+from reasonrl.distributed import Dist, to_float
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
 from reasonrl.lora import load_model_state, save_model
 from reasonrl.models import Reference
@@ -52,11 +53,13 @@ class ImplicitPRM:
                  lr: float = 1e-6,
                  loss: str = "ce", max_grad_norm: float = 10.0, max_tokens_per_microbatch: int = 16384,
                  max_logits: int = DEFAULT_MAX_LOGITS, share_prompts: bool = False,
-                 optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None):
+                 optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+                 dist: Dist = Dist()):
         """ref: the frozen reference (a module is taken as a frozen copy); None: the caller supplies the reference
         log-probs (OPRL: the sampling policy's). share_prompts: each group's prompt goes through the PRM and its
-        reference once (reasonrl/prefix.py), as in the learner."""
-        self.model = model
+        reference once (reasonrl/prefix.py), as in the learner. dist: the ranks the batch is spread over (the loss,
+        its normaliser and the metrics are the whole batch's; only the separable CE loss spans ranks)."""
+        self.model, self.dist = model, dist
         self.ref = ref if ref is None or isinstance(ref, Reference) else Reference(ref)
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
         self.forward = Forward(max_tokens_per_microbatch, share_prompts=share_prompts, max_logits=max_logits)
@@ -105,8 +108,9 @@ class ImplicitPRM:
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else 0.0
         self.optimizer.step()
-        metrics = {"prm/loss": loss, "prm/accuracy": ((scores > 0) == acc.bool()).float().mean().item(),
-                   "prm/auroc": auroc(scores, acc), "prm/grad_norm": float(grad_norm)}
+        scores, acc = (torch.cat(x) for x in zip(*self.dist.gather((scores, acc))))  # the whole batch's
+        metrics = {"prm/loss": self.dist.sum(loss), "prm/accuracy": ((scores > 0) == acc.bool()).float().mean().item(),
+                   "prm/auroc": auroc(scores, acc), "prm/grad_norm": to_float(grad_norm)}
         return metrics, phi
 
     def warmstart(self, batches: Iterable[tuple[TrainBatch, torch.Tensor]]) -> list[float]:
@@ -124,12 +128,17 @@ class ImplicitPRM:
     def _backward_separable(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
         """A mean of per-row terms: each micro-batch back-propagates its share in the same forward."""
         phi = torch.zeros_like(batch.loss_mask)
-        n, total = batch.num_rows, 0.0
-        for rows in self.forward.split(batch):
+        d = self.dist
+        n, total = d.sum(batch.num_rows), 0.0  # every rank's rows
+        splits = self.forward.split(batch)
+        for _ in range(int(d.max(len(splits))) - len(splits)):  # sharded: as many micro-batches as every rank
+            logp, _ = self.forward.logprobs(self.model, batch.select(splits[0]))
+            (logp.sum() * 0.0).backward()
+        for rows in splits:
             mb = batch.select(rows)
             logp, s = self._scores(mb, ref, rows)
             loss = self.loss_fn(s, acc[rows].to(s.device), mb.group_ids) * (len(rows) / n)
-            loss.backward()
+            (loss * d.grad_scale if d.enabled else loss).backward()
             total += loss.item()
             phi[rows, : logp.shape[1]] = logp.detach().cpu().to(phi.dtype)
         return phi, total

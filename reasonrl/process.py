@@ -21,6 +21,7 @@ from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
 from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
 from reasonrl.batching import collate
+from reasonrl.distributed import Dist, shard
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
 from reasonrl.lora import reference_of
 from reasonrl.models import Reference, load_model
@@ -106,10 +107,11 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
 
 def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: str,
               max_tokens_per_microbatch: int, max_logits: int = DEFAULT_MAX_LOGITS,
-              initial_ref: Reference | None = None, share_prompts: bool = False) -> ImplicitPRM:
+              initial_ref: Reference | None = None, share_prompts: bool = False, dist: Dist = Dist()) -> ImplicitPRM:
     """The PRM (prm section cfg) and its reference, both starting from prm.path or from a copy of the policy's
     weights. initial_ref: a frozen copy of the policy's initial weights that already exists (the KL reference);
-    it is the PRM's reference too when the PRM starts from the policy, instead of a second copy."""
+    it is the PRM's reference too when the PRM starts from the policy, instead of a second copy. dist: several
+    ranks shard the PRM and its reference with FSDP2 (before its optimiser is built on the shards)."""
     if cfg.path:
         model = load_model(cfg.path, dtype=dtype, attn_implementation=attn_implementation,
                            device=next(policy.parameters()).device)
@@ -124,9 +126,11 @@ def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: 
     ref = None
     if cfg.reference == "frozen":
         ref = initial_ref if (initial_ref is not None and not cfg.path) else reference_of(model)
+        shard(ref.model, dist)
+    shard(model, dist)
     return ImplicitPRM(model, ref, beta=cfg.beta, lr=cfg.lr, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm,
                        max_tokens_per_microbatch=max_tokens_per_microbatch, max_logits=max_logits,
-                       share_prompts=share_prompts)
+                       share_prompts=share_prompts, dist=dist)
 
 
 def check_prm(q) -> Problems:
@@ -186,11 +190,19 @@ class ProcessStep:
                        policy_logp: Callable[[TrainBatch], torch.Tensor]) -> Optional[float]:
         """AUROC of beta * sum q predicting correctness on responses the PRM never trained on: one rollout per
         record, prompts tokenised as the engine does. None without a PRM (and no work done)."""
+        scores = self.held_out_scores(records, rollouts, engine, policy_logp)
+        return None if scores is None else auroc(scores, correct)
+
+    def held_out_scores(self, records: list[Record], rollouts: list[Rollout], engine,
+                        policy_logp: Callable[[TrainBatch], torch.Tensor]) -> Optional[torch.Tensor]:
+        """(N,) beta * sum q of one rollout per record (None without a PRM)."""
         if self.prm is None:
             return None
+        if not records:  # a rank with no held-out problem of its own
+            return torch.zeros(0)
         groups = [RolloutGroup(rec, engine.prompt_ids(rec.prompt), [r]) for rec, r in zip(records, rollouts)]
         batch = collate(groups, engine.pad_id)
         if self.needs_logp_old:
             batch.logp_old = policy_logp(batch)
         ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, False)
-        return auroc(self.prm.sequence_scores(batch, ref), correct)
+        return self.prm.sequence_scores(batch, ref)

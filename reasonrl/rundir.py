@@ -53,8 +53,8 @@ def truncate_logs(run_dir: Path, step: int) -> None:
             path.write_text("".join(ln + "\n" for ln in keep))
 
 
-def finish(run_dir: Path, state: checkpoint.TrainState, cfg: Config) -> dict:
-    """summary.json (and plots/) at the end of a run; returns the summary."""
+def finish(run_dir: Path, state: checkpoint.TrainState, cfg: Config, *, write: bool = True) -> dict:
+    """summary.json (and plots/) at the end of a run (write: False on ranks other than 0); returns the summary."""
     evals = state.evals
     summary = {
         "run_dir": str(run_dir), "steps": state.step, "seconds": round(state.seconds, 1),
@@ -63,6 +63,8 @@ def finish(run_dir: Path, state: checkpoint.TrainState, cfg: Config) -> dict:
         "eval_accuracy_after": evals[-1]["accuracy"] if evals else None,
         "evals": evals,
     }
+    if not write:
+        return summary
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     if cfg.logging.plots:
         write_plots(run_dir, read_metrics(run_dir), evals)

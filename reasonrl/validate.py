@@ -60,9 +60,31 @@ def check(cfg: Config, *, search: bool = False) -> list[str]:
     return list(p)
 
 
-def validate(cfg: Config, *, search: bool = False) -> None:
-    """Raise one ConfigError listing every problem check finds."""
-    problems = check(cfg, search=search)
+def check_world(cfg: Config, world: int) -> list[str]:
+    """What a run over `world` ranks (torchrun) cannot do yet, as 'key=value: fix' lines; nothing on one process."""
+    p = Problems()
+    if world <= 1:
+        return list(p)
+    p.need(cfg.model.lora.rank == 0, "model.lora.rank", cfg.model.lora.rank,
+           f"LoRA runs on one process only for now (this job has {world} ranks): use model.lora.rank=0 or plain python")
+    p.need(cfg.rollout.seeding != "batch", "rollout.seeding", cfg.rollout.seeding,
+           "several ranks need per-prompt seeds (a group's samples must not depend on its rank): use auto or prompt")
+    if cfg.prm.enabled:
+        p.need(cfg.prm.loss == "ce", "prm.loss", cfg.prm.loss,
+               f"only the separable CE loss spans ranks for now (this job has {world}): use prm.loss=ce")
+    p.need(not cfg.trainer.sft_path, "trainer.sft_path", cfg.trainer.sft_path,
+           "the SFT stage runs on one process for now: run it alone (trainer.steps=0), then torchrun from its checkpoint")
+    p.need(not cfg.prm.warmstart, "prm.warmstart", cfg.prm.warmstart,
+           "the PRM warm start runs on one process for now: run it alone (trainer.steps=0), then torchrun from it")
+    r = cfg.rollout
+    p.need(r.prompts_per_step >= world, "rollout.prompts_per_step", r.prompts_per_step,
+           f"every rank needs at least one prompt a step: use {world} or more (it is the global number)")
+    return list(p)
+
+
+def validate(cfg: Config, *, search: bool = False, world: int = 1) -> None:
+    """Raise one ConfigError listing every problem check (and check_world, for `world` ranks) finds."""
+    problems = check(cfg, search=search) + check_world(cfg, world)
     if problems:
         raise ConfigError(problems)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from reasonrl import distributed
 from reasonrl.config import Config, ConfigError, from_yaml_file, verifier_names
 from search.methods import METHODS, NEEDS_VALUE, Context, step_split
 
@@ -89,7 +90,17 @@ def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
 
 def run(cfg: Config, *, log=print) -> dict:
     """Every method at every budget on the held-out problems; per-problem rows appended to search.output as each
-    batch of problems finishes, and problems already there (an interrupted evaluation) skipped."""
+    batch of problems finishes, and problems already there (an interrupted evaluation) skipped. Under torchrun
+    each rank searches every world-th batch with its own engine (the weights replicated, not sharded: nothing
+    trains) and writes its rows to its own file beside search.output; the rows are gathered for the table."""
+    d = distributed.init(cfg.trainer.device)
+    try:
+        return run_ranked(cfg, d, log=log if d.is_main else (lambda line: None))
+    finally:
+        d.close()
+
+
+def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
     from reasonrl.data import build_data, chat_renderer
     from reasonrl.models import load_model, load_tokenizer, resolve_device
     from reasonrl.rollout import ENGINES
@@ -97,7 +108,7 @@ def run(cfg: Config, *, log=print) -> dict:
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    device = resolve_device(cfg.trainer.device)
+    device = d.device if d.enabled else resolve_device(cfg.trainer.device)
     tok = load_tokenizer(cfg.model.path)
     policy = load_model(cfg.model.path, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
                         device=device)
@@ -113,28 +124,33 @@ def run(cfg: Config, *, log=print) -> dict:
         if cfg.search.collect_dir:
             summary = run_collection(cfg, engine, verifier, sampler)
             log(json.dumps(summary))
-            return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary}
+            return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary, "main": d.is_main}
         prm_value = build_value(cfg, tok, device) if cfg.search.value == "prm" and NEEDS_VALUE & set(cfg.search.methods) else None
         for budget in cfg.search.budgets:
             for method in cfg.search.methods:
-                results = search_problems(cfg, method, budget, problems, done, engine, verifier, prm_value, out)
+                mine = search_problems(cfg, method, budget, problems, done, engine, verifier, prm_value,
+                                       rank_output(out, d), d)
+                results = sorted((r for part in d.gather(mine) for r in part), key=lambda r: r["index"])
                 rows.append(summarise(method, budget, results))
                 log(json.dumps(rows[-1]))
     engine.target.close()
-    return {"problems": len(problems), "rows": rows, "output": str(out) if out else None}
+    return {"problems": len(problems), "rows": rows, "output": str(out) if out else None, "main": d.is_main}
 
 
 def search_problems(cfg: Config, method: str, budget: int, problems: list, done: dict, engine, verifier,
-                    prm_value, out: Path | None) -> list[dict]:
+                    prm_value, out: Path | None, d: distributed.Dist = distributed.Dist()) -> list[dict]:
     """Per-problem rows of `method` at `budget`: the problems go in fixed batches of search.problems_per_call;
     a batch whose rows are all in `done` (an earlier, interrupted evaluation) is taken from there, any other is
     searched and its rows appended to `out` when it finishes. Each batch is seeded from (seed, method, budget,
-    its first problem), so a resumed evaluation ends with the rows the uninterrupted one would have written."""
+    its first problem), so a resumed evaluation ends with the rows the uninterrupted one would have written --
+    and a batch's rows do not depend on which rank searched it (rank r takes batches r, r + world, ...)."""
     from search.values import VerifierValue
 
     results = []
     per_call = cfg.search.problems_per_call
-    for start in range(0, len(problems), per_call):
+    for i, start in enumerate(range(0, len(problems), per_call)):
+        if i % d.world != d.rank:
+            continue
         batch = problems[start:start + per_call]
         kept = [done.get((method, budget, p.prompt)) for p in batch]
         if all(r is not None for r in kept):
@@ -178,13 +194,22 @@ def batch_seed(seed: int, method: str, budget: int, first: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{method}:{budget}:{first}".encode())) % 2**63
 
 
+def rank_output(out: Path | None, d: distributed.Dist) -> Path | None:
+    """Where this rank appends its rows: search.output itself on rank 0, <stem>.rank<r><suffix> beside it else."""
+    if out is None or d.rank == 0:
+        return out
+    return out.with_name(f"{out.stem}.rank{d.rank}{out.suffix}")
+
+
 def read_results(out: Path | None) -> dict[tuple, dict]:
-    """Rows an earlier (interrupted) evaluation wrote to `out`, by (method, budget, prompt); a torn last line is
-    dropped (its problem is searched again)."""
+    """Rows an earlier (interrupted) evaluation wrote to `out` and its ranks' files beside it, by (method, budget,
+    prompt); a torn last line is dropped (its problem is searched again)."""
     done: dict[tuple, dict] = {}
-    if out is None or not out.is_file():
+    if out is None:
         return done
-    for line in out.read_text().splitlines():
+    files = [out, *sorted(out.parent.glob(f"{out.stem}.rank*{out.suffix}"))]
+    lines = [line for f in files if f.is_file() for line in f.read_text().splitlines()]
+    for line in lines:
         try:
             row = json.loads(line)
             done[(row["method"], row["budget"], row["prompt"])] = row

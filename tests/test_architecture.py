@@ -82,6 +82,26 @@ def test_no_import_cycle_among_project_modules():
     assert cycles({m: imports(p) for m, p in MODULES.items()}) == []
 
 
+def external_imports(path: Path) -> set[str]:
+    """Every module name `path` imports (absolute imports, lazy ones included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+    return out
+
+
+def test_only_reasonrl_distributed_imports_torch_distributed():
+    entry = [REPO / "train.py", REPO / "evaluate.py"]
+    offenders = [str(p.relative_to(REPO)) for p in [*MODULES.values(), *entry]
+                 if p != REPO / "reasonrl" / "distributed.py"
+                 and any(n == "torch.distributed" or n.startswith("torch.distributed.") for n in external_imports(p))]
+    assert not offenders, f"import torch.distributed through reasonrl.distributed, not in {offenders}"
+    assert "torch.distributed" in external_imports(REPO / "reasonrl" / "distributed.py")  # the rule sees imports
+
+
 def test_config_imports_no_project_module():
     assert imports(MODULES["reasonrl.config"]) == set()
 

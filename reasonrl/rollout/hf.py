@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import torch
 
+from reasonrl.distributed import unsharded
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS, logprobs_from_logits
 from reasonrl.rollout.base import ENGINES
 from reasonrl.rollout.kv_cache import preallocated_cache
 from reasonrl.types import Rollout, SamplingParams
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
-    """logits (R, V) -> token ids (R,). temperature 0 is greedy."""
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | list[torch.Generator],
+                owner: torch.Tensor | None = None) -> torch.Tensor:
+    """logits (R, V) -> token ids (R,). temperature 0 is greedy. generator: one for the batch, or one per prompt
+    with owner (R,) the prompt of each row: each prompt's rows then draw from its own generator, so a prompt's
+    samples do not depend on which others share its batch (per-prompt seeding, reasonrl/distributed.py)."""
     if params.temperature == 0:
         return logits.argmax(-1)
     scores = logits / params.temperature
@@ -34,8 +38,14 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
         drop = probs.cumsum(-1) - probs > params.top_p  # keep the smallest prefix reaching top_p
         sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
         scores = torch.full_like(scores, float("-inf")).scatter(-1, order, sorted_scores)
-    probs = torch.softmax(scores, -1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+    probs = torch.softmax(scores, -1).cpu()
+    if not isinstance(generator, (list, tuple)):
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.device)
+    out = torch.empty(probs.shape[0], dtype=torch.long)
+    for i in owner.unique().tolist():
+        rows = (owner == i).nonzero().squeeze(-1).cpu()
+        out[rows] = torch.multinomial(probs[rows], 1, generator=generator[i]).squeeze(-1)
+    return out.to(logits.device)
 
 
 def end_of_turn_ids(model, tokenizer) -> frozenset[int]:
@@ -72,11 +82,15 @@ class HFEngine:
         if policy is not self.model:  # a separate copy: load the learner's tensors into it
             self.model.load_state_dict(policy.state_dict())
 
-    def generate(self, prompts: list[str], params: SamplingParams, generator: torch.Generator) -> list[list[Rollout]]:
+    def generate(self, prompts: list[str], params: SamplingParams,
+                 generator: torch.Generator | list[torch.Generator]) -> list[list[Rollout]]:
+        """generator: one for the whole call, or one per prompt (a list as long as prompts)."""
         per_chunk = max(1, self.batch_rows // params.n)
         out: list[list[Rollout]] = []
-        for start in range(0, len(prompts), per_chunk):
-            out.extend(self._generate_chunk(prompts[start:start + per_chunk], params, generator))
+        with unsharded(self.model):  # sharded: the full weights for the whole decode, no collective per token
+            for start in range(0, len(prompts), per_chunk):
+                gen = generator[start:start + per_chunk] if isinstance(generator, (list, tuple)) else generator
+                out.extend(self._generate_chunk(prompts[start:start + per_chunk], params, gen))
         return out
 
     @torch.inference_mode()
@@ -115,7 +129,7 @@ class HFEngine:
         tail = max((len(s) for s in stops), default=0) + 8  # tokens to decode when looking for a stop string
 
         for step in range(params.max_new_tokens):
-            tok = sample_next(logits, params, generator)
+            tok = sample_next(logits, params, generator, active // n)
             lp, _ = logprobs_from_logits(logits, tok)
             tok_l, lp_l, act_l = tok.tolist(), lp.tolist(), active.tolist()
             done = []

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from reasonrl.logprobs import token_logprobs
+from reasonrl.distributed import full_tensor
 from reasonrl.lora import export_state_dict
 from reasonrl.registry import Problems
 from reasonrl.rollout.base import ENGINES
@@ -114,7 +115,8 @@ class VLLMEngine:
         """The policy's weights (merged under LoRA) as the engine's checkpoint, the output head untied."""
         from safetensors.torch import save_file
 
-        state = {k: v.detach().contiguous().cpu() for k, v in export_state_dict(policy).items()}
+        # sharded (several ranks): each tensor gathered from its shards, by every rank for its own engine
+        state = {k: full_tensor(v).detach().contiguous().cpu() for k, v in export_state_dict(policy).items()}
         if self.tied:
             head = [k for k in state if k.endswith("lm_head.weight")]
             if not head:
@@ -151,7 +153,9 @@ class VLLMEngine:
                                 VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), use_tqdm=False)[0]
         return [step[t].logprob for step, t in zip(out.prompt_logprobs[1:], ids[1:])]
 
-    def generate(self, prompts: list[str], params: SamplingParams, generator: torch.Generator) -> list[list[Rollout]]:
+    def generate(self, prompts: list[str], params: SamplingParams,
+                 generator: torch.Generator | list[torch.Generator]) -> list[list[Rollout]]:
+        """generator: one for the call (prompt seeds base, base + n, ...), or one per prompt (each its own seed)."""
         from vllm.inputs import TokensPrompt
 
         ids = [self.prompt_ids(p) for p in prompts]
@@ -160,8 +164,12 @@ class VLLMEngine:
             raise ValueError(f"a prompt of {longest} tokens plus {params.max_new_tokens} new tokens exceeds the "
                              f"engine's context ({self.max_model_len}): raise rollout.vllm_max_model_len (up to the "
                              "model's max_position_embeddings) or lower the max_new_tokens")
-        base = int(torch.randint(0, 2**31 - 1 - params.n * len(prompts), (1,), generator=generator))
-        requests = [self._sampling(params, seed=base + i * params.n) for i in range(len(prompts))]
+        if isinstance(generator, (list, tuple)):
+            seeds = [int(torch.randint(0, 2**31 - 1 - params.n, (1,), generator=g)) for g in generator]
+        else:
+            base = int(torch.randint(0, 2**31 - 1 - params.n * len(prompts), (1,), generator=generator))
+            seeds = [base + i * params.n for i in range(len(prompts))]
+        requests = [self._sampling(params, seed=seed) for seed in seeds]
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], requests, use_tqdm=False)
         return [[self._rollout(c) for c in out.outputs] for out in outs]
 
