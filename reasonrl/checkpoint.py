@@ -91,8 +91,9 @@ def publish(ckpt_root: Path, tmp: Path, final: Path, keep: int) -> Path:
 
 def save_sharded(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, scheduler, sampler,
                  generators: dict[str, torch.Generator], keep: int, prm, dist: distributed.Dist) -> Path:
-    """The checkpoint of a run over several ranks: dcp/ from every rank, the rest from rank 0 (the generators
-    and RNGs are rank 0's: every rank's draws are the same global ones)."""
+    """The checkpoint of a run over several ranks: dcp/ from every rank, the rest from rank 0 (the global RNGs
+    are rank 0's: every rank's draws of prompts and seeds are the same; each rank's generators are kept too,
+    for a resume at the same number of ranks)."""
     final, tmp = ckpt_root / f"step_{state.step}", ckpt_root / f".tmp_step_{state.step}"
     if dist.is_main:
         ckpt_root.mkdir(parents=True, exist_ok=True)
@@ -102,12 +103,14 @@ def save_sharded(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optim
     parts = {"policy": (policy, optimizer), **({"prm": (prm.model, prm.optimizer)} if prm is not None else {})}
     distributed.save_sharded(tmp / "dcp", parts)
     exports = {name: distributed.full_model_state(model) for name, (model, _) in parts.items()}  # on rank 0
+    rank_generators = dist.gather({k: g.get_state() for k, g in generators.items()})  # mini-batch shuffles differ
     if dist.is_main:
         export_hf(policy, exports["policy"], tmp)
         tokenizer.save_pretrained(tmp)
         if prm is not None:
             export_hf(prm.model, exports["prm"], tmp / "prm")
-        torch.save({"sharded": True, **run_state(scheduler, sampler, generators)}, tmp / "trainer_state.pt")
+        torch.save({"sharded": True, "rank_generators": rank_generators, **run_state(scheduler, sampler, generators)},
+                   tmp / "trainer_state.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=1))
         publish(ckpt_root, tmp, final, keep)
     dist.barrier()
@@ -125,7 +128,7 @@ def export_hf(model: torch.nn.Module, weights: dict, directory: Path) -> None:
 
 
 def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[str, torch.Generator],
-         prm=None) -> TrainState:
+         prm=None, dist: distributed.Dist = distributed.Dist()) -> TrainState:
     """Restore a checkpoint into already-built objects (sharded or not); returns the saved TrainState."""
     ckpt = ckpt.resolve()
     blob = torch.load(ckpt / "trainer_state.pt", weights_only=False)
@@ -136,6 +139,10 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
         parts = {"policy": (policy, optimizer), **({"prm": (prm.model, prm.optimizer)} if prm is not None else {})}
         distributed.load_sharded(ckpt / "dcp", parts)
         restore_run_state(blob, scheduler, sampler, generators)
+        ranks = blob.get("rank_generators") or []
+        if len(ranks) == dist.world:  # the same number of ranks: each continues its own streams exactly
+            for k, g in generators.items():
+                g.set_state(ranks[dist.rank][k])
         return TrainState(**json.loads((ckpt / "trainer_state.json").read_text()))
     if distributed.is_sharded(policy):
         raise RuntimeError(f"checkpoint {ckpt} was written by one process: resume it with one process (python "

@@ -11,9 +11,11 @@ runs it with gloo, so the CPU tests exercise the same path a GPU run takes. The 
 global token / sequence counts (`Dist.sum`) and multiplies it by `grad_scale`, so FSDP's average of the
 ranks' gradients is the gradient one process would compute on the whole batch.
 Forward-only passes (generation, old / reference log-probs, PRM scoring) run inside `unsharded(model)`:
-every layer is gathered once and kept, so ranks with different numbers of decode steps or micro-batches
+every layer is gathered once on entry (a collective: every rank enters every such phase, with or without
+work of its own) and kept, so within the phase ranks with different numbers of decode steps or micro-batches
 issue no collectives and cannot deadlock. Training passes go through FSDP's per-layer gathers; the learner
-makes every rank run the same number of micro-batches (`Dist.max`, zero-weight padding micro-batches).
+makes every rank run the same number of micro-batches (`Dist.max`, zero-weight padding micro-batches), and
+the loop skips an update on every rank unless each has rows for every mini-batch.
 """
 from __future__ import annotations
 
@@ -156,7 +158,8 @@ def init(device: str = "auto") -> Dist:
     if cuda:
         torch.cuda.set_device(local)
     if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=TIMEOUT_S))
+        # CUDA: NCCL for the models' tensors, gloo for the CPU scalars and objects of the helpers above
+        tdist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=TIMEOUT_S))
     return Dist(rank=rank, world=world, local_rank=local, local_world=int(os.environ.get("LOCAL_WORLD_SIZE", world)),
                 device=torch.device(f"cuda:{local}") if cuda else torch.device("cpu"))
 
@@ -192,8 +195,10 @@ def shard(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if d.device.type == "cuda" else None
     kwargs = {"mp_policy": mp} if mp is not None else {}
     for layer in decoder_layers(model):
-        fully_shard(layer, **kwargs)
-    fully_shard(model, **kwargs)
+        fully_shard(layer, reshard_after_forward=True, **kwargs)
+        layer._reasonrl_reshard = True
+    fully_shard(model, reshard_after_forward=False, **kwargs)  # the root: gathered again at once by the backward
+    model._reasonrl_reshard = False
     return model
 
 
@@ -219,7 +224,7 @@ def unsharded(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         if depth == 0:
             for m in layers:
                 m.reshard()
-                m.set_reshard_after_forward(True, recurse=False)
+                m.set_reshard_after_forward(getattr(m, "_reasonrl_reshard", True), recurse=False)
 
 
 def full_tensor(x: Any) -> Any:

@@ -19,7 +19,7 @@ from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, 
                                  kl_in_reward, overlong_penalty)
 from reasonrl.algorithms.process_rewards import accuracy_filter, auroc
 from reasonrl.batching import collate
-from reasonrl.config import Config, to_yaml, verifier_names
+from reasonrl.config import Config, ConfigError, to_yaml, verifier_names
 from reasonrl.data import build_data, chat_renderer
 from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
@@ -90,11 +90,14 @@ def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
         torch.set_num_threads(cfg.trainer.threads)
     run_dir, resume_from = on_main(d, prepare_run_dir, cfg)
     parts = build(cfg, d)
+    if d.enabled and 0 < len(parts.held_out) < d.world:
+        raise ConfigError([f"eval.size={cfg.eval.size}: {len(parts.held_out)} held-out problems for {d.world} ranks; "
+                           f"every rank needs one (use eval.size >= {d.world} with enough problems, or eval.size=0)"])
     state = checkpoint.TrainState()
     if resume_from is not None:
         state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
                                 scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators,
-                                prm=parts.process.prm)
+                                prm=parts.process.prm, dist=d)
         parts.engine.sync_weights(parts.policy)  # an engine with its own copy must serve the restored weights
         if d.is_main:
             truncate_logs(run_dir, state.step)
@@ -195,7 +198,7 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             rollouts = generate_and_verify(p.sampler, p.engine, p.verifier, p.sampling, cfg, p.generators["sample"],
                                            timer, p.dist)
             metrics = rollout_metrics(rollouts)
-            if p.dist.all(bool(rollouts.groups)):  # every rank has groups to learn from
+            if can_learn(rollouts, cfg, p.dist):
                 with mmapped(p.auto.mmap_threshold_mb):
                     metrics.update(learn(p, rollouts, cfg, timer))
             else:
@@ -256,8 +259,8 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         rounds += 1
         records = sampler.next(want)[lo:hi]  # this rank's slice of the global draw
         gens = prompt_generators(generator, want)[lo:hi] if per_prompt else generator
-        if len(kept) >= hi - lo:
-            continue
+        if len(kept) >= hi - lo:  # full: no prompts, but the engine's phase (a collective when sharded) still runs
+            records, gens = [], ([] if per_prompt else generator)
         with timer("generate"):
             outs = engine.generate([r.prompt for r in records], sampling, gens)
         flat = [(rec, r) for rec, group in zip(records, outs) for r in group]
@@ -286,6 +289,14 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
         rounds=rounds, zero_variance=zero_var, dropped_accuracy=dropped_acc, generated=generated,
         generated_correct=right, generated_tokens=tokens,
     )
+
+
+def can_learn(rollouts: Rollouts, cfg: Config, d: distributed.Dist) -> bool:
+    """Groups were kept; on several ranks, every rank kept rows for each of its mini-batches (an update runs on
+    all ranks or on none: its collectives must match)."""
+    if not d.enabled:
+        return bool(rollouts.groups)
+    return d.all(len(rollouts.groups) * cfg.rollout.group_size >= cfg.trainer.mini_batches)
 
 
 def prompt_generators(generator: torch.Generator, n: int) -> list[torch.Generator]:

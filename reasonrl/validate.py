@@ -77,6 +77,8 @@ def check_world(cfg: Config, world: int) -> list[str]:
     p.need(not cfg.prm.warmstart, "prm.warmstart", cfg.prm.warmstart,
            "the PRM warm start runs on one process for now: run it alone (trainer.steps=0), then torchrun from it")
     r = cfg.rollout
+    p.need(r.engine != "vllm", "rollout.engine", r.engine,
+           "vLLM engines under torchrun (one per rank) are not built yet: use rollout.engine=hf, or one process")
     p.need(r.prompts_per_step >= world, "rollout.prompts_per_step", r.prompts_per_step,
            f"every rank needs at least one prompt a step: use {world} or more (it is the global number)")
     return list(p)

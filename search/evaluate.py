@@ -119,9 +119,12 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
     out = Path(cfg.search.output) if cfg.search.output else None
     done = read_results(out)
     rows = []
-    with VerifierPool(cfg.verifier.options, workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s,
+    with VerifierPool(cfg.verifier.options, workers=d.cpu_share(cfg.verifier.workers), timeout_s=cfg.verifier.timeout_s,
                       plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
         if cfg.search.collect_dir:
+            if d.enabled:
+                raise ConfigError([f"search.collect_dir={cfg.search.collect_dir}: collection runs on one process "
+                                   f"(this job has {d.world} ranks): run it with plain python"])
             summary = run_collection(cfg, engine, verifier, sampler)
             log(json.dumps(summary))
             return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary, "main": d.is_main}

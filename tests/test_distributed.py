@@ -214,10 +214,10 @@ def test_share_splits_the_global_batch_in_rank_order():
 
 def test_what_several_ranks_cannot_do_yet_is_a_config_error():
     cfg = load(["model.lora.rank=4", "rollout.seeding=batch", "prm.enabled=true", "prm.loss=dpo",
-                "algorithm.advantage=prime", "rollout.prompts_per_step=1"])
+                "algorithm.advantage=prime", "rollout.prompts_per_step=1", "rollout.engine=vllm"])
     assert check_world(cfg, 1) == []
     problems = "\n".join(check_world(cfg, 2))
-    for key in ("model.lora.rank", "rollout.seeding", "prm.loss", "rollout.prompts_per_step"):
+    for key in ("model.lora.rank", "rollout.seeding", "prm.loss", "rollout.prompts_per_step", "rollout.engine"):
         assert key in problems, key
 
 
@@ -236,3 +236,15 @@ def test_evaluate_splits_problems_across_ranks_and_reports_the_one_process_table
     theirs = {(r["method"], r["index"]): r["response"] for r in rows(tmp_path, "one.jsonl")}
     assert len(mine) == len(theirs) == 16 and all(theirs[r["method"], r["index"]] == r["response"] for r in mine)
     assert rows(tmp_path, "two.rank1.jsonl")  # rank 1 did its share
+
+
+def test_refilling_filters_and_mini_batches_run_at_two_ranks(tmp_path):
+    """Dynamic sampling and the accuracy filter refill each rank to its own share: a rank that is full still
+    enters the generation phase (a collective on sharded weights) while others draw again, and mini-batches
+    update on every rank or on none. This configuration hung before both rules existed."""
+    run = two_ranks(tmp_path, "refill", ["trainer.steps=3", "algorithm.dynamic_sampling=true", "algorithm.max_gen_batches=3",
+                                         "prm.enabled=true", "algorithm.advantage=prime", "algorithm.accuracy_filter=true",
+                                         "algorithm.accuracy_low=0.25", "trainer.mini_batches=2", "eval.size=4"])
+    metrics = rows(run, "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2, 3] and json.loads((run / "summary.json").read_text())["steps"] == 3
+    assert max(m["gen_rounds"] for m in metrics) > 1  # the refill path ran

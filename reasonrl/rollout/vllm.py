@@ -158,6 +158,8 @@ class VLLMEngine:
         """generator: one for the call (prompt seeds base, base + n, ...), or one per prompt (each its own seed)."""
         from vllm.inputs import TokensPrompt
 
+        if not prompts:
+            return []
         ids = [self.prompt_ids(p) for p in prompts]
         longest = max((len(x) for x in ids), default=0)
         if longest + params.max_new_tokens > self.max_model_len:
