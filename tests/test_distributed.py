@@ -176,6 +176,7 @@ def test_killed_rank_ends_the_job_named_and_the_run_resumes_exactly_at_two_and_a
     os.kill(pids[1], signal.SIGKILL)
     killed_at = time.time()
     log = agent.communicate(timeout=120)[0]
+    print(f"\njob ended {time.time() - killed_at:.1f} s after rank 1 was killed")
     assert time.time() - killed_at < 60, "the job outlived its dead rank by a minute"
     assert agent.returncode != 0 and not (tmp_path / "killed" / "summary.json").exists()
     assert "rank      : 1" in log and "SIGKILL" in log, log[-3000:]
