@@ -106,6 +106,14 @@ class Forward:
             fn = packed_token_logprobs if self.packing else token_logprobs
             return fn(model, ids, mask, with_entropy=with_entropy, max_logits=self.max_logits)
 
+    def padding_pass(self, model: torch.nn.Module, mb: TrainBatch) -> None:
+        """Forward and backward of a zero loss on mb: a sharded model's per-layer gathers and gradient reductions,
+        for a rank with fewer micro-batches than its peers (no gradient of its own)."""
+        if mb.num_rows == 0:
+            raise RuntimeError("a rank holds no rows to learn from while others do: the loop must skip the update on every rank")
+        logp, _ = self.logprobs(model, mb)
+        (logp.sum() * 0.0).backward()
+
     @torch.no_grad()
     def all_logprobs(self, model: torch.nn.Module, batch: TrainBatch) -> torch.Tensor:
         """(N, T) log-probs of every target under `model` in eval mode, no gradient, on the CPU."""

@@ -130,7 +130,7 @@ class Learner:
         padding = int(d.max(len(splits))) - len(splits)  # sharded: every rank runs as many micro-batches
         for rows in [*splits, *[None] * padding]:
             if rows is None:  # a zero-weight pass through FSDP's collectives, no gradient of its own
-                self._padding_pass(mini.select(splits[0] if splits else torch.arange(0)))
+                self.forward.padding_pass(self.policy, mini.select(splits[0] if splits else torch.arange(0)))
                 continue
             mb = mini.select(rows)
             dev = self.device
@@ -168,14 +168,6 @@ class Learner:
         stats["grad_norm"] = to_float(grad_norm)
         stats["lr"] = self.optimizer.param_groups[0]["lr"]
         return stats
-
-    def _padding_pass(self, mb: TrainBatch) -> None:
-        """Forward and backward of a loss multiplied by zero: the FSDP gathers and gradient reductions that the
-        ranks with more micro-batches are waiting for."""
-        if mb.num_rows == 0:
-            raise RuntimeError("a rank holds no rows to learn from while others do: the loop must skip the update on every rank")
-        logp, _ = self.forward.logprobs(self.policy, mb)
-        (logp.sum() * 0.0).backward()
 
 
 def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas, schedule: str,

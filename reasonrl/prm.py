@@ -132,8 +132,7 @@ class ImplicitPRM:
         n, total = d.sum(batch.num_rows), 0.0  # every rank's rows
         splits = self.forward.split(batch)
         for _ in range(int(d.max(len(splits))) - len(splits)):  # sharded: as many micro-batches as every rank
-            logp, _ = self.forward.logprobs(self.model, batch.select(splits[0]))
-            (logp.sum() * 0.0).backward()
+            self.forward.padding_pass(self.model, batch.select(splits[0]))
         for rows in splits:
             mb = batch.select(rows)
             logp, s = self._scores(mb, ref, rows)

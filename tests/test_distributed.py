@@ -242,10 +242,12 @@ def test_evaluate_splits_problems_across_ranks_and_reports_the_one_process_table
 def test_refilling_filters_and_mini_batches_run_at_two_ranks(tmp_path):
     """Dynamic sampling and the accuracy filter refill each rank to its own share: a rank that is full still
     enters the generation phase (a collective on sharded weights) while others draw again, and mini-batches
-    update on every rank or on none. This configuration hung before both rules existed."""
+    update on every rank or on none; with a 300-token micro-batch budget the ranks split their rows into
+    different numbers of micro-batches, so the zero-weight padding passes run. This hung before those rules."""
     run = two_ranks(tmp_path, "refill", ["trainer.steps=3", "algorithm.dynamic_sampling=true", "algorithm.max_gen_batches=3",
                                          "prm.enabled=true", "algorithm.advantage=prime", "algorithm.accuracy_filter=true",
-                                         "algorithm.accuracy_low=0.25", "trainer.mini_batches=2", "eval.size=4"])
+                                         "algorithm.accuracy_low=0.25", "trainer.mini_batches=2", "eval.size=4",
+                                         "trainer.max_tokens_per_microbatch=300"])  # several, uneven micro-batches
     metrics = rows(run, "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2, 3] and json.loads((run / "summary.json").read_text())["steps"] == 3
     assert max(m["gen_rounds"] for m in metrics) > 1  # the refill path ran
