@@ -71,6 +71,7 @@ class Parts:
     process: ProcessStep
     auto: AutoSettings  # what the config's `auto` memory settings resolved to for this model
     dist: distributed.Dist  # this process's rank in the job (Dist(): one process)
+    stage_metrics: dict  # what the SFT stage reported ({} without one)
 
 
 def run(cfg: Config) -> dict:
@@ -151,6 +152,7 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
     auto = auto_settings(cfg, facts(policy))
     if auto.gradient_checkpointing:  # non-reentrant: gradients reach adapters even when the embeddings are frozen
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    stage_metrics = sft(policy, tokenizer, cfg)  # before any copy is made: every reference is the SFT model
     ref = reference_of(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
     prm = None
     if cfg.prm.enabled:
@@ -179,7 +181,8 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
         generators={"sample": torch.Generator().manual_seed(t.seed), "update": torch.Generator().manual_seed(t.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
-        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None), auto=auto, dist=d,
+        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None, learner_forward=learner.forward,
+                            policy=policy), auto=auto, dist=d, stage_metrics=stage_metrics,
     )
 
 
@@ -332,19 +335,32 @@ def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     return {**process.metrics, **advantage_metrics(rewards, batch, p.dist), **metrics}
 
 
-def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:
-    """Before RL, from search-collected data: SFT on verified traces, PRM warm start on value targets."""
-    from reasonrl.stages import prm_warmstart, sft_stage
+def sft(policy: torch.nn.Module, tokenizer, cfg: Config) -> dict:
+    """The SFT stage on verified traces (trainer.sft_path), in place, before build() copies the policy into the KL
+    reference, the PRM and the PRM's reference (PRIME starts all three from the SFT model). It runs again when a
+    run resumes: the frozen references are not checkpointed, and the stage is deterministic (its own generator)."""
+    t = cfg.trainer
+    if not t.sft_path:
+        return {}
+    from reasonrl.stages import sft_stage
 
-    gen = torch.Generator().manual_seed(cfg.trainer.seed + 2)
-    if cfg.trainer.sft_path:
-        m = sft_stage(p.policy, p.tokenizer, cfg.trainer.sft_path, epochs=cfg.trainer.sft_epochs,
-                      lr=cfg.trainer.sft_lr, batch_rows=64, generator=gen, pad_id=p.engine.pad_id)
-        p.engine.sync_weights(p.policy)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return sft_stage(policy, tokenizer, t.sft_path, epochs=t.sft_epochs, lr=t.sft_lr, batch_rows=64,
+                     generator=torch.Generator().manual_seed(t.seed + 2), pad_id=pad_id)
+
+
+def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:
+    """Before RL, from search-collected data: report the SFT stage (build() ran it), warm-start the PRM on value
+    targets."""
+    from reasonrl.stages import prm_warmstart
+
+    m = p.stage_metrics
+    if m:
         logger.print(f"SFT stage: {m['sft/rows']} traces, loss {m['sft/first_loss']:.3f} -> {m['sft/last_loss']:.3f}")
     if cfg.prm.warmstart and p.process.prm is not None:
         m = prm_warmstart(p.process.prm, p.tokenizer, cfg.prm.warmstart, epochs=cfg.prm.warmstart_epochs,
-                          batch_rows=64, generator=gen, pad_id=p.engine.pad_id)
+                          batch_rows=64, generator=torch.Generator().manual_seed(cfg.trainer.seed + 3),
+                          pad_id=p.engine.pad_id)
         logger.print(f"PRM warm start: {m['prm_warmstart/rows']} value targets, loss "
                      f"{m['prm_warmstart/first_loss']:.3f} -> {m['prm_warmstart/last_loss']:.3f}")
 

@@ -5,7 +5,10 @@ from their verifier outcomes, in the order the config asks (docs/algorithms.md 4
     forward; update=before: one PRM step, then score) -> step ends -> process values -> gate
 
 The reference is the frozen initial model (PRIME, prm.reference=frozen) or the policy that sampled the
-rollouts (OPRL / iStar, prm.reference=policy: the batch's logp_old). The values feed the advantage
+rollouts (OPRL / iStar, prm.reference=policy). q = log pi_phi - log pi_ref must compare two forwards of the
+same precision and layout (PRIME computes both alike): the learner's logp_ref / logp_old are reused only when
+the learner's Forward equals the PRM's; otherwise (e.g. the learner under bf16 autocast, the PRM in fp32) the
+reference is scored again under the PRM's Forward. The values feed the advantage
 estimator through AdvantageInputs. `ProcessStep` is what the loop calls every step: without a PRM it
 returns no values and does nothing.
 """
@@ -20,7 +23,7 @@ import torch
 from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
 from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
-from reasonrl.batching import collate
+from reasonrl.batching import Forward, collate
 from reasonrl.distributed import Dist, shard
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
 from reasonrl.lora import reference_of
@@ -30,7 +33,7 @@ from reasonrl.registry import Problems, Registry
 from reasonrl.steps import check_step_split, step_end_tokens
 from reasonrl.types import Record, Rollout, RolloutGroup, TrainBatch
 
-REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, reuse_kl_ref) -> (N, T) log-probs
+REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, Reuse) -> (N, T) log-probs
 UPDATE_ORDERS: Registry = Registry("PRM update order")  # prm.update: (prm, batch, correct, ref) -> (q, metrics)
 GRANULARITIES: Registry = Registry("process granularity")  # prm.granularity: step ends (N, T)
 
@@ -42,25 +45,41 @@ class ProcessRewards:
     metrics: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """Which of the learner's log-probs the PRM may take as its reference's. kl_ref: the batch's logp_ref is the
+    frozen reference's (the PRM starts from the policy); learner_tensors: the learner's forward equals the PRM's,
+    so its tensors are what the PRM would compute; policy: the sampling policy, scored under the PRM's forward
+    when the learner's tensors are not reusable (None: they must be)."""
+
+    kl_ref: bool = False
+    learner_tensors: bool = True
+    policy: Optional[torch.nn.Module] = None
+
+
 # --------------------------------------------------------------------------- the choices
 
 @REFERENCES.register("frozen")
-def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse_kl_ref: bool) -> torch.Tensor:
-    """PRIME: the frozen initial model. When it is also the KL reference, the learner's logp_ref is reused."""
-    if reuse_kl_ref and batch.logp_ref is not None:
+def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch.Tensor:
+    """PRIME: the frozen initial model. When it is also the KL reference, the learner's logp_ref is reused
+    (when computed under the PRM's forward)."""
+    if reuse.kl_ref and reuse.learner_tensors and batch.logp_ref is not None:
         return batch.logp_ref
     return prm.ref_logp(batch)
 
 
 @REFERENCES.register("policy")
-def policy_reference(prm: ImplicitPRM, batch: TrainBatch, reuse_kl_ref: bool) -> torch.Tensor:
-    """OPRL: the policy that sampled the batch (its logp_old, which the learner must fill before the update)."""
+def policy_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch.Tensor:
+    """OPRL: the policy that sampled the batch: its logp_old (filled by the learner before the update) when the
+    learner's forward is the PRM's, else the policy scored under the PRM's forward."""
+    if not reuse.learner_tensors and reuse.policy is not None:
+        return prm.forward.all_logprobs(reuse.policy, batch)
     if batch.logp_old is None:
         raise ValueError("prm.reference=policy needs the batch's logp_old before the PRM step")
     return batch.logp_old
 
 
-policy_reference.needs_logp_old = True
+policy_reference.needs_logp_old = True  # when the learner's tensors are reused
 
 
 @UPDATE_ORDERS.register("after")
@@ -159,15 +178,23 @@ def check_prm(q) -> Problems:
 
 class ProcessStep:
     """The loop's process-reward step. With a PRM: reference log-probs, score and learn, step ends, shaped
-    and gated process values. Without one (prm None): no values, no work."""
+    and gated process values. Without one (prm None): no values, no work.
 
-    def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False):
-        self.prm, self.cfg, self.tokenizer, self.reuse_kl_ref = prm, cfg, tokenizer, reuse_kl_ref
+    reuse_kl_ref: the batch's logp_ref is the PRM's frozen reference's. learner_forward: how the learner computed
+    the batch's logp_ref / logp_old (None: as the PRM does); policy: the sampling policy, scored by the PRM's
+    forward when the learner's differs."""
+
+    def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False,
+                 learner_forward: Optional[Forward] = None, policy: Optional[torch.nn.Module] = None):
+        self.prm, self.cfg, self.tokenizer = prm, cfg, tokenizer
+        same = prm is None or learner_forward is None or learner_forward == prm.forward
+        self.reuse = Reuse(kl_ref=reuse_kl_ref, learner_tensors=same, policy=policy)
 
     @property
     def needs_logp_old(self) -> bool:
-        """Whether the batch's logp_old must exist before this step (the OPRL reference)."""
-        return self.prm is not None and getattr(REFERENCES.get(self.cfg.reference), "needs_logp_old", False)
+        """Whether the batch's logp_old must exist before this step (the OPRL reference, taken from the learner)."""
+        return (self.prm is not None and self.reuse.learner_tensors
+                and getattr(REFERENCES.get(self.cfg.reference), "needs_logp_old", False))
 
     def __call__(self, batch: TrainBatch, groups: list[RolloutGroup], outcome: torch.Tensor,
                  correct: torch.Tensor) -> ProcessRewards:
@@ -175,7 +202,7 @@ class ProcessStep:
         if self.prm is None:
             return ProcessRewards()
         cfg = self.cfg
-        ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse_kl_ref)
+        ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse)
         q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), ref)
         ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
         values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
@@ -204,5 +231,6 @@ class ProcessStep:
         batch = collate(groups, engine.pad_id)
         if self.needs_logp_old:
             batch.logp_old = policy_logp(batch)
-        ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, False)
+        ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, Reuse(learner_tensors=self.needs_logp_old,
+                                                                         policy=self.reuse.policy))
         return self.prm.sequence_scores(batch, ref)

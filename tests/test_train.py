@@ -149,3 +149,37 @@ def test_tensorboard_and_wandb_sinks(tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert offline and list(offline[0].glob("*.wandb"))
+
+
+def test_the_sft_stage_runs_before_the_references_are_copied(tmp_path, embedded_model_dir):
+    """Audit finding 2: with trainer.sft_path, the KL reference, the PRM and the PRM's reference must all start
+    from the SFT model (as in PRIME), not from the weights before SFT."""
+    from reasonrl.loop import build
+
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text("".join(json.dumps({"prompt": f"Q: {a}+{b}\n", "response": f"x={a + b}"}) + "\n"
+                           for a in range(4) for b in range(3)))
+    parts = build(cfg_for(tmp_path, f"trainer.sft_path={sft}", "trainer.sft_lr=1e-3", "algorithm.kl_coef=0.01",
+                          *DENSE))
+    try:
+        assert parts.stage_metrics["sft/rows"] == 12
+        initial, tuned = load_model(str(embedded_model_dir)).state_dict(), parts.policy.state_dict()
+        assert any(not torch.equal(initial[k], v) for k, v in tuned.items())  # SFT changed the policy
+        prm = parts.process.prm
+        for name, model in (("KL reference", parts.learner.ref.model), ("PRM", prm.model),
+                            ("PRM reference", prm.ref.model)):
+            state = model.state_dict()
+            assert all(torch.equal(state[k], v) for k, v in tuned.items()), f"the {name} is not the SFT model"
+    finally:
+        parts.verifier.close()
+        parts.engine.close()
+
+
+@pytest.mark.parametrize("reference", ["frozen", "policy"])
+def test_at_the_first_step_q_is_exactly_zero_under_a_bf16_learner(tmp_path, reference):
+    """Audit finding 1 through the loop: the learner under bf16 autocast with KL on, the PRM in fp32. The PRM
+    equals its reference at step 1 (update=after scores before learning), so every process value is 0."""
+    summary = run(cfg_for(tmp_path, "trainer.steps=1", "trainer.autocast=bf16", "algorithm.kl_coef=0.001",
+                          "prm.enabled=true", "algorithm.advantage=prime", f"prm.reference={reference}", "prm.beta=1"))
+    m = rows(Path(summary["run_dir"]), "metrics.jsonl")[0]
+    assert m["process/return_correct"] == 0.0 and m["process/return_wrong"] == 0.0

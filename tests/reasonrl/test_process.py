@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reasonrl.config import ConfigError, PrmConfig
-from reasonrl.batching import collate
+from reasonrl.batching import Forward, collate
 from reasonrl.models import load_model, load_tokenizer
 from reasonrl.process import ProcessStep, build_prm, step_ends
 from reasonrl.types import Record, Rollout, RolloutGroup
@@ -77,6 +77,26 @@ def test_reference_policy_uses_the_sampling_policy_and_needs_no_frozen_copy(setu
     out = step(batch, groups, correct, correct)
     q = (step.prm.logp(batch) - batch.logp_old) * batch.loss_mask
     torch.testing.assert_close(out.values, 0.5 * q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reference", ["frozen", "policy"])
+def test_the_reference_is_scored_under_the_prms_own_forward(setup, reference):
+    """Audit finding 1: the learner's logp_ref / logp_old come from its forward (bf16 autocast on CUDA) while the
+    PRM's is fp32. At step 1 the PRM equals its reference, so q must be exactly 0: it is when the reference is
+    scored under the PRM's forward, and it is not when the learner's bf16 tensors are reused."""
+    tok, policy, groups, _, correct = setup
+    learner = Forward(4096, autocast=True)
+    q_max = {}
+    for forward in (learner, None):  # None: the caller says the learner's tensors match (the old behaviour)
+        cfg = PrmConfig(enabled=True, reference=reference, update="after", lr=1e-2, beta=0.5)
+        prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
+        step = ProcessStep(prm, cfg, tok, reuse_kl_ref=True, learner_forward=forward, policy=policy)
+        batch = collate(groups, tok.pad_token_id)
+        batch.logp_ref = batch.logp_old = learner.all_logprobs(policy, batch)
+        assert step.needs_logp_old == (forward is None and reference == "policy")
+        q_max[forward is None] = step(batch, groups, correct, correct).values.abs().max().item()
+    assert q_max[False] == 0.0
+    assert q_max[True] > 1e-4  # bf16 rounding of the reused reference (batch normalisation would blow it up)
 
 
 @pytest.mark.parametrize("gate", [1.0, None])
