@@ -16,7 +16,7 @@ import torch
 from reasonrl import checkpoint, distributed
 from reasonrl.advice import AutoSettings, advise, auto_settings, facts
 from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, ClipRange, groups_with_signal,
-                                 kl_in_reward, overlong_penalty)
+                                 kl_in_reward, overlong_penalty, prime_defaults)
 from reasonrl.algorithms.process_rewards import accuracy_filter, auroc
 from reasonrl.batching import collate
 from reasonrl.config import Config, ConfigError, to_yaml, verifier_names
@@ -406,8 +406,9 @@ def advantages(rewards: torch.Tensor, batch: TrainBatch, process: ProcessRewards
     estimator sees the whole batch (every rank's rows, gathered), so batch-wide statistics -- PRIME's
     normalisation and whitening -- are global; each rank keeps its own rows."""
     a, q = cfg.algorithm, cfg.prm
-    options = AdvantageOptions(eps=a.adv_eps, ddof=a.std_ddof, loo_form=q.loo_form, process_coef=q.process_coef,
-                               norm=q.norm, alpha=q.alpha)
+    loo_form, norm = prime_defaults(q.shaping, q.loo_form, q.norm)
+    options = AdvantageOptions(eps=a.adv_eps, ddof=a.std_ddof, loo_form=loo_form, process_coef=q.process_coef,
+                               norm=norm, alpha=q.alpha)
     estimator = ADVANTAGES.get(a.advantage)
     if not d.enabled:
         return estimator(AdvantageInputs(rewards, batch.loss_mask, process.values, process.ends, options))

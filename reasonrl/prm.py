@@ -45,7 +45,7 @@ PRM_LOSSES.register("dpo")(group_dpo_loss)
 
 
 def adamw(lr: float) -> Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]:
-    return lambda params: torch.optim.AdamW(params, lr=lr)
+    return lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=0.0)  # PRIME, verl: no decay
 
 
 class ImplicitPRM:

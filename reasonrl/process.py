@@ -159,7 +159,8 @@ def check_prm(q) -> Problems:
         return p
     for key, registry in (("reference", REFERENCES), ("update", UPDATE_ORDERS), ("granularity", GRANULARITIES),
                           ("loss", PRM_LOSSES), ("loo_form", LOO_FORMS), ("norm", PROCESS_NORMS)):
-        p.known(registry, f"prm.{key}", getattr(q, key))
+        if not (key in ("loo_form", "norm") and getattr(q, key) == "auto"):
+            p.known(registry, f"prm.{key}", getattr(q, key))
     p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)
     p += check_step_split("prm.step_split", q.step_split)
     for key in ("beta", "lr"):

@@ -31,7 +31,7 @@ class AdvantageOptions:
 
     eps: float = 1e-6  # grpo: added to the group std
     ddof: int = 1  # grpo, oprl: ddof of the std (1 = torch.std / verl, 0 = numpy)
-    loo_form: str = "code"  # prime: leave-one-out as released ("code") or as in the paper ("paper")
+    loo_form: str = "code"  # prime: leave-one-out as released ("code"), the paper's ("paper"), on whole returns ("return")
     process_coef: float = 1.0  # prime: weight of the process source (the outcome's is 1)
     norm: str = "batch"  # prime: process values / the batch's largest |return-to-go| ("batch"), or as they are
     alpha: float = 1.0  # oprl: weight of the step-level advantage

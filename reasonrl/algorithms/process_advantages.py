@@ -17,7 +17,9 @@ of shaping.py then hold for every response's process values, whatever its number
 Estimators (registered in ADVANTAGES with the one AdvantageInputs signature, `needs_process`; both end
 in an (N, T) advantage that the unchanged policy loss consumes):
   prime  batch-normalised process values and the outcome, each with its own leave-one-out baseline,
-         summed, turned into returns (gamma = 1) and whitened over the batch (docs/algorithms.md 5).
+         summed, turned into returns (gamma = 1) and whitened over the batch's groups with any signal
+         (docs/algorithms.md 5). Under Clip / Delta (prime_defaults) the process baseline is the other
+         responses' whole return and the values keep their scale, so the bounds reach the advantages.
          norm="none" (verl's prime_norm=none) keeps the values' own scale instead of dividing by the
          batch's largest |return-to-go|: batch normalisation gives the process source the outcome's
          weight however little the PRM has learned yet, none lets it grow with the PRM's confidence.
@@ -39,6 +41,16 @@ PROCESS_NORMS: Registry = Registry("process-value normalisation")
 PROCESS_NORMS.register("batch")(lambda values, ends: batch_norm_scores(values, ends)[0])
 PROCESS_NORMS.register("none")(lambda values, ends: values * ends)
 PROCESS_SHAPINGS = ("none", *SHAPINGS.names())  # none: beta * sum of q per step; the rest shape p_k
+BOUNDED_SHAPINGS = ("clip", "delta", "clip_delta", "delta_keep_last")  # a response's process return is bounded
+
+
+def prime_defaults(shaping: str, loo_form: str = "auto", norm: str = "auto") -> tuple[str, str]:
+    """prm.loo_form / prm.norm `auto`: under a bounded shaping the baseline is the others' whole return (`return`)
+    and the values keep their scale (`none`), so the bound reaches the advantages; unshaped, PRIME as released
+    (`code`, `batch`)."""
+    bounded = shaping in BOUNDED_SHAPINGS
+    return (("return" if bounded else "code") if loo_form == "auto" else loo_form,
+            ("none" if bounded else "batch") if norm == "auto" else norm)
 
 
 # --------------------------------------------------------------------------- steps on the token grid
@@ -133,14 +145,22 @@ def prime_returns(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tenso
     return reverse_cumsum(torch.where(mask.bool(), r, torch.zeros_like(r))) * mask
 
 
+def groups_with_returns(returns: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """(N,) bool: the row's group has a non-zero return somewhere on its mask."""
+    live = (torch.where(mask.bool(), returns, torch.zeros_like(returns)) != 0).any(-1)
+    return live.view(-1, k).any(-1).repeat_interleave(k)
+
+
 @ADVANTAGES.register("prime")
 def prime(x: AdvantageInputs) -> torch.Tensor:
-    """PRIME: prime_returns whitened over every valid token of the batch."""
+    """PRIME: prime_returns whitened over the valid tokens of the groups with any signal; a group whose returns
+    are all zero keeps a zero advantage (whitened with the rest, it would take a small constant one)."""
     values, ends = x.process("prime")
     o = x.options
     returns = prime_returns(values, ends, x.rewards.flatten(), x.mask, x.group_size, loo_form=o.loo_form,
                             process_coef=o.process_coef, norm=o.norm)
-    return masked_whiten(returns, x.mask)
+    live = groups_with_returns(returns, x.mask, x.group_size)
+    return masked_whiten(returns, x.mask * live[:, None].to(x.mask.dtype))
 
 
 @ADVANTAGES.register("oprl")

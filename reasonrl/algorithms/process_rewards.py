@@ -5,9 +5,10 @@ Shapes: logp_prm, logp_ref, q, mask (N, T) with the rows of a prompt's K samples
 
 Variants chosen (docs/algorithms.md 5.2): the process values are beta * q, batch-normalised (verl's
 recipe; the original repo feeds q, and beta cancels in the normalisation), the leave-one-out baseline is
-the released code's form r*K/(K-1) - sum_j mean_j/(K-1) by default (it reproduces the released models; the paper's
-form is the `paper` entry of LOO_FORMS), and returns (gamma = 1) are whitened over the whole batch, as
-both codebases do.
+the released code's form r*K/(K-1) - sum_j mean_j/(K-1) for unshaped values (it reproduces the released models;
+the paper's form is the `paper` entry of LOO_FORMS), a baseline on the whole return (`return`) for Clip / Delta,
+whose bounds a per-step baseline would break; returns (gamma = 1) are whitened over the batch, as both codebases
+do (over the groups with any signal: process_advantages.prime).
 """
 from __future__ import annotations
 
@@ -58,6 +59,20 @@ def loo_paper(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
     means = _group_means(x, mask, k)
     others = ((means.sum(-1, keepdim=True) - means) / (k - 1)).view(-1, 1)
     return torch.where(mask.bool(), x - others, torch.zeros_like(x))
+
+
+@LOO_FORMS.register("return")
+def loo_return(x: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Leave-one-out on each response's whole return: x on the mask, minus the mean of the other responses' row
+    sums on the row's last masked token. Every return-to-go of the row shifts by that one baseline, so a bound on
+    a response's process return (Clip, Delta) is still a bound on what the policy sees, and padding a response
+    with more steps cannot raise it. The per-step forms subtract per step: a row's return becomes
+    n * (its mean - the others' mean) and grows with its number of steps n."""
+    n = x.shape[0]
+    assert n % k == 0, f"PRIME needs contiguous groups of K={k} rows; got {n} rows"
+    sums = masked_sum(x, mask, dim=-1).view(n // k, k)
+    others = ((sums.sum(-1, keepdim=True) - sums) / (k - 1)).reshape(-1, 1)
+    return torch.where(mask.bool(), x, torch.zeros_like(x)) - last_token_mask(mask) * others
 
 
 def last_token_mask(mask: torch.Tensor) -> torch.Tensor:

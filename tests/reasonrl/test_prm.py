@@ -130,3 +130,17 @@ def test_state_round_trips_and_warmstart_fits_soft_targets(parts, tmp_path):
     again.update(batch, acc)
     for name, value in prm.state_dict()["model"].items():
         assert torch.equal(value, again.state_dict()["model"][name]), name
+
+
+def test_the_prms_adamw_has_no_weight_decay(parts):
+    """Audit finding 5: PRIME and verl train the implicit PRM with AdamW at weight decay 0, i.e. plain Adam. The
+    default optimiser takes exactly Adam's step (torch's AdamW default, 0.01, would also shrink every weight)."""
+    tok, model, ref = parts
+    batch, acc = toy_batch(tok)
+    default = ImplicitPRM(copy.deepcopy(model), ref, lr=1e-3)
+    adam = ImplicitPRM(copy.deepcopy(model), ref, lr=1e-3, optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-3))
+    for prm in (default, adam):
+        prm.update(batch, acc)
+    a, b = default.state_dict()["model"], adam.state_dict()["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], v) for k, v in model.state_dict().items())  # the step moved the weights

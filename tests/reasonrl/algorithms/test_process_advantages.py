@@ -170,3 +170,101 @@ def test_dense_estimators_say_what_they_need(name):
     with pytest.raises(ValueError, match=f"the {name} advantage needs process values"):
         ADVANTAGES.get(name)(AdvantageInputs(torch.ones(1, 2), torch.ones(2, 3)))
     assert not any(getattr(ADVANTAGES.get(n), "needs_process", False) for n in ("grpo", "dr_grpo", "rloo"))
+
+
+def steps_q(p: list[float], beta: float) -> torch.Tensor:
+    """q with one token per step whose implicit prefix scores sigmoid(beta * cumsum q) are p."""
+    logit = torch.log(torch.tensor(p, dtype=torch.float64) / (1 - torch.tensor(p, dtype=torch.float64))) / beta
+    return torch.diff(logit, prepend=torch.zeros(1))
+
+
+def batch_of(rows: list[list[float]], beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q, mask) right-padded, one token per step."""
+    width = max(len(r) for r in rows)
+    q, mask = torch.zeros(len(rows), width, dtype=torch.float64), torch.zeros(len(rows), width, dtype=torch.float64)
+    for i, r in enumerate(rows):
+        q[i, : len(r)], mask[i, : len(r)] = steps_q(r, beta), 1
+    return q, mask
+
+
+def first_returns(rows, outcome, mode, loo_form, norm="none", beta=0.5, eta=0.5, k=None):
+    from reasonrl.algorithms.process_advantages import prime_returns
+
+    q, mask = batch_of(rows, beta)
+    values = process_values(q, mask, mask, beta=beta, shaping=mode, eta=eta)
+    returns = prime_returns(values, mask, torch.tensor(outcome, dtype=torch.float64), mask, k or len(rows),
+                            loo_form=loo_form, norm=norm)
+    return returns[:, 0], (q, mask, values)
+
+
+@pytest.mark.parametrize("mode, paper", [("clip", -0.2), ("delta", 0.6)])
+def test_padding_a_response_with_good_steps_does_not_pay_under_the_whole_return_baseline(mode, paper):
+    """Audit finding 3, the example: p = [.9, .3] vs [.9, .9, .9, .3] (K = 2, eta 0.5, same outcome). Their process
+    returns are equal (Clip -0.2 / -0.2, Delta 0.6 / 0.6), so the returns the policy sees must be equal. The
+    per-step baseline as released gives the longer response more under Clip (-0.1 / +0.2) and less under
+    Delta (+0.3 / -0.6): it scales a response's return with its number of steps."""
+    rows = [[0.9, 0.3], [0.9, 0.9, 0.9, 0.3]]
+    got, (_, _, values) = first_returns(rows, [1.0, 1.0], mode, "return")
+    close(values.sum(-1), [paper, paper])
+    close(got, [0.0, 0.0])
+    old, _ = first_returns(rows, [1.0, 1.0], mode, "code")
+    close(old, {"clip": [-0.1, 0.2], "delta": [0.3, -0.6]}[mode])
+    # whitened (prime, auto options) beside a second group that gives the whitening its scale: the two responses
+    # still get the same advantage; under the released per-step form the padded one gets more (Clip)
+    from reasonrl.algorithms import prime_defaults
+
+    q, mask = batch_of(rows + [[0.6], [0.4]], 0.5)
+    values = process_values(q, mask, mask, beta=0.5, shaping=mode, eta=0.5)
+    adv = {form: dense("prime", values, mask, [1.0, 1.0, 1.0, 0.0], mask, 2, loo_form=form, norm="none")
+           for form in (prime_defaults(mode)[0], "code")}
+    close(adv["return"][0, 0], adv["return"][1, 0])
+    assert (adv["code"][1, 0] > adv["code"][0, 0]) == (mode == "clip")
+    assert prime_defaults("none") == ("code", "batch") and prime_defaults(mode, "paper", "batch") == ("paper", "batch")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_returns_the_policy_sees_keep_the_bound_and_repeats_never_raise_them(seed):
+    """Through prime_returns (whole-return baseline, values at their own scale): a group of K random responses, one
+    of them then repeats a step. The repeating response's return at every token of its original steps never
+    rises, and its process part at the first token stays within the shaping's bound minus the others' mean."""
+    rng = random.Random(seed)
+    eta, beta, k = 0.5, 0.5, rng.randint(2, 4)
+    rows = [[rng.uniform(0.02, 0.98) for _ in range(rng.randint(1, 6))] for _ in range(k)]
+    at = rng.randrange(len(rows[0]))
+    grown = rows[0][: at + 1] + [rows[0][at]] * rng.randint(1, 4) + rows[0][at + 1:]  # repeat step `at`
+    outcome = [float(rng.random() < 0.5) for _ in range(k)]
+    bounds = {"clip": lambda n: (-n * eta, 0.0), "delta": lambda n: (-1.0, 1.0), "clip_delta": lambda n: (-eta, eta),
+              "delta_keep_last": lambda n: (0.0, 1.0)}
+    for mode, bound in bounds.items():
+        from reasonrl.algorithms.process_advantages import prime_returns
+
+        out = {}
+        for name, first in (("original", rows[0]), ("grown", grown)):
+            q, mask = batch_of([first, *rows[1:]], beta)
+            values = process_values(q, mask, mask, beta=beta, shaping=mode, eta=eta)
+            process = prime_returns(values, mask, torch.zeros(k, dtype=torch.float64), mask, k, loo_form="return",
+                                    norm="none")
+            whole = prime_returns(values, mask, torch.tensor(outcome, dtype=torch.float64), mask, k,
+                                  loo_form="return", norm="none")
+            sums = values.sum(-1)
+            lo, hi = bound(len(first))
+            assert lo - 1e-9 <= sums[0] <= hi + 1e-9, (mode, first, sums[0])
+            close(process[0, 0], sums[0] - sums[1:].mean())  # own process return minus the others' mean
+            out[name] = whole[0]
+        # token j of the original row sits at j (before the repeats) or j + extra (after them) in the grown row
+        extra = len(grown) - len(rows[0])
+        for j in range(len(rows[0])):
+            g = j if j <= at else j + extra
+            assert out["grown"][g] <= out["original"][j] + 1e-9, (mode, rows[0], grown, j)
+
+
+def test_whitening_leaves_groups_without_signal_at_zero():
+    """Audit finding 5: a group whose returns are all zero (both right, no process values) keeps a zero advantage;
+    whitened with the rest, it would take -mean/std."""
+    mask = torch.ones(4, 2, dtype=torch.float64)
+    values = torch.zeros(4, 2, dtype=torch.float64)
+    values[0, 0] = 0.5  # group 0 has signal; group 1 (rows 2, 3) has none
+    adv = dense("prime", values, mask, [1.0, 0.0, 1.0, 1.0], mask, 2, norm="none")
+    assert adv[2:].abs().max() == 0
+    r = torch.tensor([[1.5, 0.75], [-1.5, -1.25]], dtype=torch.float64)  # group 0 as in test_prime_norm_none_...
+    close(adv[:2], (r - r.mean()) / r.flatten().std(), rtol=1e-5)
