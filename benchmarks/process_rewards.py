@@ -1,6 +1,6 @@
 """Dense process rewards vs outcome-only GRPO on the embedded task: the implicit-PRM issue's ablation.
 
-    python benchmarks/process_rewards.py [--arms outcome prime_ungated prime prime_clip_delta oprl]
+    python benchmarks/process_rewards.py [--arms outcome verifier_clip_delta prime_published ...]
                                          [--seeds 0 1 2] [--steps 60] [--eval-every 10] [key=value ...]
 
 Every arm trains the embedded default for the same steps with the same prompts and samples per step
@@ -21,21 +21,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-ARMS = {
-    "outcome": [],  # the default: GRPO on the verifier's outcome only
-    "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null"],  # PRIME as published
-    "prime": ["--config", "configs/math_prime.yaml"],  # + the G-RA gate (the shipped config)
-    "prime_clip_delta": ["--config", "configs/math_prime.yaml", "prm.granularity=step", "prm.shaping=clip_delta"],
-    "oprl": ["--config", "configs/math_oprl.yaml"],
-}
+STEPS = ["prm.granularity=step"]
+VERIFIER = ["algorithm.advantage=prime", "prm.enabled=true", "prm.source=verifier", *STEPS]  # the oracle PRM
 SAME_SAMPLES = ["algorithm.accuracy_filter=false"]  # the filter draws extra prompts: off, so samples stay equal
+ARMS = {
+    "outcome": [*SAME_SAMPLES],  # the default: GRPO on the verifier's outcome only
+    "verifier_clip_delta": [*VERIFIER, "prm.shaping=clip_delta", *SAME_SAMPLES],  # step-verifier process rewards
+    "verifier_clip": [*VERIFIER, "prm.shaping=clip", *SAME_SAMPLES],
+    # PRIME as published: ungated, its accuracy filter on (it costs samples: compare per sample), weight decay 0
+    "prime_published": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null"],
+    "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", *SAME_SAMPLES],
+    "prime": ["--config", "configs/math_prime.yaml", *SAME_SAMPLES],  # + the G-RA gate (the shipped config)
+    "prime_clip_delta": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta", *SAME_SAMPLES],
+    "prime_clip_delta_ungated": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta",
+                                 "prm.gate_threshold=null", *SAME_SAMPLES],
+    "oprl": ["--config", "configs/math_oprl.yaml", *SAME_SAMPLES],
+}
 
 
 def run_one(arm: str, seed: int, args, overrides: list[str]) -> Path:
     run_dir = REPO / args.run_dir / f"{arm}-s{seed}"
     if (run_dir / "summary.json").is_file():
         return run_dir
-    cmd = [sys.executable, "train.py", *ARMS[arm], *SAME_SAMPLES, f"trainer.seed={seed}",
+    cmd = [sys.executable, "train.py", *ARMS[arm], f"trainer.seed={seed}",
            f"trainer.steps={args.steps}", f"eval.every={args.eval_every}", f"logging.run_dir={args.run_dir}",
            f"logging.name={arm}-s{seed}", "logging.progress=false", "checkpoint.every=0", "checkpoint.resume=auto",
            *overrides]
@@ -53,6 +61,9 @@ def describe(run_dir: Path) -> dict:
         "final_mean_last3": statistics.mean(e["accuracy"] for e in evals[-3:]),
         "step_s_median": statistics.median(m["time/step"] for m in metrics),
         "tokens_generated": summary["tokens_generated"],
+        "responses_generated": sum(m.get("responses/generated", 0) for m in metrics),
+        "seconds": sum(m["time/step"] for m in metrics),
+        "min_accuracy": min(e["accuracy"] for e in evals), "start_accuracy": evals[0]["accuracy"],
     }
     if "prm/loss" in metrics[0]:  # a PRM ran
         out["prm_s_median"] = statistics.median(m["time/prm"] for m in metrics)
@@ -98,6 +109,9 @@ def main() -> None:
             "accuracy_by_seed": {s: r["curve"] for s, r in by_seed.items()},
             "steps_to_target_by_seed": reach,
             "step_s_median": round(statistics.mean(r["step_s_median"] for r in by_seed.values()), 3),
+            "responses_generated_mean": round(statistics.mean(r["responses_generated"] for r in by_seed.values())),
+            "train_seconds_mean": round(statistics.mean(r["seconds"] for r in by_seed.values()), 1),
+            "fell_below_start_on": [s for s, r in by_seed.items() if r["min_accuracy"] < r["start_accuracy"]],
         }
         if all("prm_s_median" in r for r in by_seed.values()):
             row["prm_s_median"] = round(statistics.mean(r["prm_s_median"] for r in by_seed.values()), 3)

@@ -27,7 +27,7 @@ from reasonrl.metrics import QuietLogger, RunLogger, Timer
 from reasonrl.lora import apply_lora, reference_of
 from reasonrl.memory import mmapped
 from reasonrl.models import load_model, load_tokenizer, resolve_device
-from reasonrl.process import ProcessRewards, ProcessStep, build_prm
+from reasonrl.process import ProcessRewards, ProcessStep, StepScores, build_prm
 from reasonrl.rollout import ENGINES
 from reasonrl.rundir import finish, prepare_run_dir, truncate_logs
 from reasonrl.types import RolloutGroup, SamplingParams, TrainBatch
@@ -155,7 +155,7 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
     stage_metrics = sft(policy, tokenizer, cfg)  # before any copy is made: every reference is the SFT model
     ref = reference_of(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
     prm = None
-    if cfg.prm.enabled:
+    if cfg.prm.enabled and cfg.prm.source == "implicit":
         prm = build_prm(policy, cfg.prm, dtype=m.dtype, attn_implementation=m.attn_implementation,
                         max_tokens_per_microbatch=auto.microbatch_tokens, max_logits=max_logits(t),
                         initial_ref=ref, share_prompts=t.share_prompts and not t.packing, dist=d)
@@ -182,7 +182,7 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
         process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None, learner_forward=learner.forward,
-                            policy=policy), auto=auto, dist=d, stage_metrics=stage_metrics,
+                            policy=policy, step_scores=step_scores(cfg)), auto=auto, dist=d, stage_metrics=stage_metrics,
     )
 
 
@@ -335,6 +335,16 @@ def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     return {**process.metrics, **advantage_metrics(rewards, batch, p.dist), **metrics}
 
 
+def step_scores(cfg: Config) -> StepScores | None:
+    """prm.source=verifier: the verifiers' own step checks (verify_steps) are the process source."""
+    if not (cfg.prm.enabled and cfg.prm.source == "verifier"):
+        return None
+    try:
+        return StepScores(cfg.verifier.options).require([cfg.data.verifier])  # rows naming others: at their step
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+
+
 def sft(policy: torch.nn.Module, tokenizer, cfg: Config) -> dict:
     """The SFT stage on verified traces (trainer.sft_path), in place, before build() copies the policy into the KL
     reference, the PRM and the PRM's reference (PRIME starts all three from the SFT model). It runs again when a
@@ -465,6 +475,7 @@ def rollout_metrics(r: Rollouts) -> dict:
         "response_length/empty": sum(not x.text.strip() for g in r.groups for x in g.rollouts) / max(len(lengths), 1),
         "groups/kept": len(r.groups), "groups/zero_variance": r.zero_variance,
         "groups/dropped_accuracy": r.dropped_accuracy, "gen_rounds": r.rounds, "tokens/generated": r.generated_tokens,
+        "responses/generated": r.generated,
     }
     for s in set(statuses):
         m[f"verifier/{s}"] = statuses.count(s)

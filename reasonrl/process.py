@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import torch
 
 from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
-from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values
+from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values, shape_steps
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
 from reasonrl.batching import Forward, collate
 from reasonrl.distributed import Dist, shard
@@ -30,12 +30,14 @@ from reasonrl.lora import reference_of
 from reasonrl.models import Reference, load_model
 from reasonrl.prm import PRM_LOSSES, ImplicitPRM
 from reasonrl.registry import Problems, Registry
-from reasonrl.steps import check_step_split, step_end_tokens
+from reasonrl.steps import check_step_split, split_steps, step_end_tokens
 from reasonrl.types import Record, Rollout, RolloutGroup, TrainBatch
+from verifiers.steps import has_step_verifier
 
 REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, Reuse) -> (N, T) log-probs
 UPDATE_ORDERS: Registry = Registry("PRM update order")  # prm.update: (prm, batch, correct, ref) -> (q, metrics)
 GRANULARITIES: Registry = Registry("process granularity")  # prm.granularity: step ends (N, T)
+SOURCES = ("implicit", "verifier")  # prm.source: the implicit PRM, or the verifier's step checks (verify_steps)
 
 
 @dataclass
@@ -122,6 +124,72 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
     return close_last_step(ends, batch.loss_mask)
 
 
+# --------------------------------------------------------------------------- the step verifier as source
+
+def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str,
+                           verify_steps: Callable[[str, list[str], object], list], correct: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p, ends), (N, T): the oracle's prefix score on each step end, p_k = 1 while every step the verifier can
+    check (verify_steps(verifier name, steps, reference): a score or None per step) is right up to step k, the
+    min of those scores otherwise; the last step's also takes the outcome (correct (N,)). Steps and their end
+    tokens come from the splitter the implicit PRM's step granularity uses."""
+    ends, p = torch.zeros_like(batch.loss_mask), torch.zeros_like(batch.loss_mask)
+    pieces: dict[int, str] = {}
+    row = 0
+    for group in groups:
+        start = len(group.prompt_ids) - 1
+        for r in group.rollouts:
+            texts = [pieces.setdefault(t, tokenizer.decode([t], skip_special_tokens=True)) for t in r.response_ids]
+            cols = [start + e for e in step_end_tokens(texts, split)]
+            scores = verify_steps(group.record.verifier, split_steps("".join(texts), split), group.record.reference)
+            running = 1.0
+            for k, (col, score) in enumerate(zip(cols, scores)):
+                running = min(running, float(score)) if score is not None else running
+                if k == len(cols) - 1:  # the last step carries to the last valid token (EOS)
+                    col, running = start + len(r.response_ids) - 1, min(running, float(correct[row]))
+                ends[row, col], p[row, col] = 1, running  # two steps ending on one token: the later (lower) p
+            row += 1
+    ends = ends * batch.loss_mask
+    return p * ends, ends
+
+
+def first_error(p: torch.Tensor, ends: torch.Tensor) -> float:
+    """Mean over the responses with a wrong step of the (1-based) step where p first drops below 1; 0 if none."""
+    bad = ends.bool() & (p < 1)
+    rows = bad.any(-1)
+    if not rows.any():
+        return 0.0
+    k = torch.cumsum(ends.long(), -1)
+    first = torch.where(bad, k, torch.full_like(k, 10**9)).min(-1).values
+    return first[rows].float().mean().item()
+
+
+class StepScores:
+    """verify_steps by verifier name, one instance per name, from the pool's verifier options."""
+
+    def __init__(self, options: dict):
+        from verifiers.registry import get_verifier
+
+        self._get = lambda name: get_verifier(name, **options.get(name, {}))
+        self._cache: dict = {}
+
+    def require(self, names) -> "StepScores":
+        """Fail now, not at the first step, when a verifier the run uses cannot score steps."""
+        for name in names:
+            self(name, [], None)
+        return self
+
+    def __call__(self, name: str, steps: list[str], reference) -> list:
+        if name not in self._cache:
+            v = self._get(name)
+            if not has_step_verifier(v):
+                raise ValueError(f"prm.source=verifier: the {name!r} verifier has no verify_steps (a score per step); "
+                                 f"use prm.source=implicit, or give the verifier one (verifiers/steps.py)")
+            self._cache[name] = v
+        scores = list(self._cache[name].verify_steps(steps, reference))
+        return scores + [None] * (len(steps) - len(scores))
+
+
 # --------------------------------------------------------------------------- building and checking
 
 def build_prm(policy: torch.nn.Module, cfg, *, dtype: str, attn_implementation: str,
@@ -162,6 +230,10 @@ def check_prm(q) -> Problems:
         if not (key in ("loo_form", "norm") and getattr(q, key) == "auto"):
             p.known(registry, f"prm.{key}", getattr(q, key))
     p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)
+    p.one_of(SOURCES, "prm.source", q.source)
+    if q.source == "verifier":
+        p.need(q.shaping != "none", "prm.shaping", q.shaping,
+               "prm.source=verifier scores prefixes (p_k in [0, 1]): use clip, delta, clip_delta, delta_keep_last or raw")
     p += check_step_split("prm.step_split", q.step_split)
     for key in ("beta", "lr"):
         p.need(getattr(q, key) > 0, f"prm.{key}", getattr(q, key), "must be > 0")
@@ -186,8 +258,10 @@ class ProcessStep:
     forward when the learner's differs."""
 
     def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False,
-                 learner_forward: Optional[Forward] = None, policy: Optional[torch.nn.Module] = None):
-        self.prm, self.cfg, self.tokenizer = prm, cfg, tokenizer
+                 learner_forward: Optional[Forward] = None, policy: Optional[torch.nn.Module] = None,
+                 step_scores: Optional[Callable] = None):
+        """step_scores: prm.source=verifier's verify_steps by verifier name (StepScores); the PRM is then None."""
+        self.prm, self.cfg, self.tokenizer, self.step_scores = prm, cfg, tokenizer, step_scores
         same = prm is None or learner_forward is None or learner_forward == prm.forward
         self.reuse = Reuse(kl_ref=reuse_kl_ref, learner_tensors=same, policy=policy)
 
@@ -200,13 +274,18 @@ class ProcessStep:
     def __call__(self, batch: TrainBatch, groups: list[RolloutGroup], outcome: torch.Tensor,
                  correct: torch.Tensor) -> ProcessRewards:
         """Score, learn, and turn q into process values for the batch. outcome, correct: (N,)."""
-        if self.prm is None:
-            return ProcessRewards()
         cfg = self.cfg
-        ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse)
-        q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), ref)
-        ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
-        values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
+        if self.step_scores is not None:  # the oracle: the verifier's step checks as prefix scores
+            p, ends = verified_prefix_scores(groups, batch, self.tokenizer, cfg.step_split, self.step_scores, correct)
+            values, metrics = shape_steps(p, ends, cfg.shaping, cfg.eta), {}
+            metrics["process/first_error_step"] = first_error(p, ends)
+        elif self.prm is None:
+            return ProcessRewards()
+        else:
+            ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse)
+            q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), ref)
+            ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
+            values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
         values = gate_rows(values, outcome, cfg.gate_threshold)
         per_row, right = values.sum(-1), correct.bool()
         metrics.update({"process/return": per_row.mean().item(), "process/steps": ends.sum(-1).float().mean().item(),

@@ -183,3 +183,17 @@ def test_at_the_first_step_q_is_exactly_zero_under_a_bf16_learner(tmp_path, refe
                           "prm.enabled=true", "algorithm.advantage=prime", f"prm.reference={reference}", "prm.beta=1"))
     m = rows(Path(summary["run_dir"]), "metrics.jsonl")[0]
     assert m["process/return_correct"] == 0.0 and m["process/return_wrong"] == 0.0
+
+
+def test_the_step_verifier_source_trains_without_a_prm(tmp_path):
+    """prm.source=verifier on the embedded task: the math verifier's step checks feed PRIME's estimator (Clip);
+    no PRM is built or checkpointed. A verifier without verify_steps is refused before training starts."""
+    summary = run(cfg_for(tmp_path, "trainer.steps=2", "prm.enabled=true", "prm.source=verifier",
+                          "algorithm.advantage=prime", "prm.granularity=step", "prm.shaping=clip"))
+    run_dir = Path(summary["run_dir"])
+    m = rows(run_dir, "metrics.jsonl")
+    assert len(m) == 2 and all("process/return" in x and "prm/loss" not in x for x in m)
+    assert any(x["process/return"] < 0 for x in m)  # some steps were wrong: Clip gave them -eta
+    assert not (run_dir / "checkpoints" / "latest" / "prm").exists()
+    assert train.main([f"logging.run_dir={tmp_path}", "prm.enabled=true", "prm.source=verifier", "trainer.steps=1",
+                       "algorithm.advantage=prime", "prm.shaping=clip", "data.verifier=code"]) == 2

@@ -34,6 +34,7 @@ from typing import Any
 from verifiers.base import VerificationResult
 from verifiers.extract import extract_answer
 from verifiers.registry import register_verifier
+from verifiers.steps import check_equation
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -134,6 +135,11 @@ class MathVerifier:
         except Exception as exc:
             return VerificationResult(self.wrong_score, False, "parse_error", raw, f"{type(exc).__name__}: {exc}")
         return self._verdict(bool(ok), raw, "symbolic")
+
+    def verify_steps(self, steps: list[str], reference: Any) -> list[float | None]:
+        """A score per step: each line `a op b = c` checked exactly (verifiers/steps.py), None for other lines
+        (the final answer is the outcome's to judge)."""
+        return [check_equation(step) for step in steps]
 
     def _verdict(self, ok: bool, answer: str, how: str) -> VerificationResult:
         return VerificationResult(self.correct_score if ok else self.wrong_score, ok, "ok", answer, how)

@@ -164,3 +164,25 @@ def test_config_rules_for_dense_advantages():
         assert key in msg, key
     cfg = load_config(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
     assert cfg.prm.shaping == "clip_delta"
+
+
+def test_the_step_verifier_as_process_source(setup):
+    """prm.source=verifier: each line `a op b = c` checked exactly; p_k stays 1 while every checked step is right,
+    drops to 0 at the first wrong one, and the last step also needs the right answer. No PRM is trained."""
+    from reasonrl.process import StepScores
+
+    tok, *_ = setup
+    responses = ["3+4=7\n\\boxed{7}", "3+4=8\n8-1=7\n\\boxed{7}", "3+4=7\n\\boxed{9}", "so 3+4=7 obviously\n\\boxed{7}"]
+    groups = [group(tok, "Compute: 3+4\n", responses)]
+    batch = collate(groups, tok.pad_token_id)
+    correct = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5)
+    step = ProcessStep(None, cfg, tok, step_scores=StepScores({}))
+    out = step(batch, groups, correct, correct)
+    assert torch.equal(out.ends, step_ends(groups, batch, tok, "newline"))  # the PRM's step ends, EOS included
+    per_row = [out.values[i][out.ends[i].bool()].tolist() for i in range(4)]
+    # clip(p - 0.5): right steps 0, a step at or after the first wrong one -0.5; prose is not checked
+    assert per_row == [[0.0, 0.0], [-0.5, -0.5, -0.5], [0.0, -0.5], [0.0, 0.0]]
+    assert out.metrics["process/first_error_step"] == pytest.approx((1 + 2) / 2)
+    with pytest.raises(ConfigError, match="prm.source=verifier scores prefixes"):
+        load_config(["prm.enabled=true", "prm.source=verifier", "algorithm.advantage=prime"])
