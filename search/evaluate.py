@@ -71,7 +71,7 @@ def build_value(cfg: Config, tokenizer, device):
     beta = s.prm_beta if s.prm_beta is not None else run.prm.beta
     load = lambda p: load_model(p, dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,  # noqa
                                 device=device)
-    return PRMValue(load(prm_path), load(ref_path), tokenizer, beta)
+    return PRMValue(load(prm_path), load(ref_path), tokenizer, beta, reduce=s.value_reduce)
 
 
 def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
@@ -147,7 +147,8 @@ def search_problems(cfg: Config, method: str, budget: int, problems: list, done:
     searched and its rows appended to `out` when it finishes. Each batch is seeded from (seed, method, budget,
     its first problem), so a resumed evaluation ends with the rows the uninterrupted one would have written --
     and a batch's rows do not depend on which rank searched it (rank r takes batches r, r + world, ...)."""
-    from search.values import VerifierValue
+    from reasonrl.process import StepScores
+    from search.values import StepVerifierValue, VerifierValue
 
     results = []
     per_call = cfg.search.problems_per_call
@@ -162,8 +163,10 @@ def search_problems(cfg: Config, method: str, budget: int, problems: list, done:
         generator = torch.Generator().manual_seed(batch_seed(cfg.trainer.seed, method, budget, start))
         value_fn = None
         if method in NEEDS_VALUE:
-            raw = prm_value if cfg.search.value == "prm" else VerifierValue(verifier, engine, cfg.eval.max_new_tokens,
-                                                                             generator)
+            raw = {"prm": lambda: prm_value,
+                   "step_verifier": lambda: StepVerifierValue(verifier, StepScores(cfg.verifier.options)),
+                   "verifier": lambda: VerifierValue(verifier, engine, cfg.eval.max_new_tokens, generator),
+                   }[cfg.search.value]()
             value_fn = Timed(raw, "__call__")
         ctx = Context(engine, value_fn, cfg.search, cfg.eval.max_new_tokens, generator, step_split(cfg))
         engine.seconds, t0 = 0.0, time.perf_counter()

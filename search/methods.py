@@ -13,7 +13,7 @@ from reasonrl.types import SamplingParams
 from search.beam import BeamSettings, beam_search
 from search.mcts import ANSWERS, SELECTIONS, MCTSSettings, SearchResult, mcts
 from search.sampling import best_of_n, majority_vote
-from search.values import VALUE_SOURCES
+from search.values import VALUE_REDUCTIONS, VALUE_SOURCES
 
 METHODS: Registry = Registry("search method")
 
@@ -79,6 +79,7 @@ def check_search(s) -> Problems:
     p.need(bool(s.budgets) and all(isinstance(b, int) and b >= 1 for b in s.budgets), "search.budgets", s.budgets,
            "give a list of positive token counts, e.g. [128, 512]")
     p.one_of(VALUE_SOURCES, "search.value", s.value)
+    p.known(VALUE_REDUCTIONS, "search.value_reduce", s.value_reduce)
     p.known(SELECTIONS, "search.selection", s.selection)
     p.one_of(ANSWERS, "search.answer", s.answer)
     for key in ("branch", "max_simulations", "widen", "beam_width", "step_tokens", "max_depth", "chunk",

@@ -137,7 +137,7 @@ def test_help_names_every_registered_option():
     from reasonrl.tasks import TASKS
     from search.mcts import ANSWERS, SELECTIONS
     from search.methods import METHODS
-    from search.values import VALUE_SOURCES
+    from search.values import VALUE_REDUCTIONS, VALUE_SOURCES
 
     choices = {
         "model.dtype": DTYPES, "model.attn_implementation": ATTN_IMPLEMENTATIONS, "data.source": SOURCES,
@@ -147,7 +147,8 @@ def test_help_names_every_registered_option():
         "prm.update": UPDATE_ORDERS, "prm.granularity": GRANULARITIES, "prm.step_split": SPLITTERS,
         "prm.shaping": PROCESS_SHAPINGS, "prm.loo_form": LOO_FORMS, "prm.norm": PROCESS_NORMS,
         "trainer.lr_schedule": LR_SCHEDULES, "trainer.autocast": AUTOCAST, "trainer.device": DEVICES,
-        "search.methods": METHODS, "search.value": VALUE_SOURCES, "search.selection": SELECTIONS,
+        "search.methods": METHODS, "search.value": VALUE_SOURCES, "search.value_reduce": VALUE_REDUCTIONS,
+        "search.selection": SELECTIONS,
         "search.answer": ANSWERS, "logging.wandb_mode": WANDB_MODES,
     }
     helps = {k: f.metadata["help"] for k, f, _ in iter_fields()}

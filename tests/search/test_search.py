@@ -127,7 +127,10 @@ def test_collection_writes_verified_traces_and_value_targets(tmp_path):
     assert values["a\n"] == 0.0 and values["b\nb1\n"] < 1 / 3
 
 
-def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_model_dir):
+@pytest.mark.parametrize("reduce", ["prefix", "mean_q", "min_step"])
+def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_model_dir, reduce):
+    """search.value_reduce: prefix sigmoid(beta * sum q), mean_q sigmoid(mean q), min_step sigmoid(beta * the lowest
+    step's sum q), whether a node is scored whole or on top of its scored parent."""
     import copy
 
     from reasonrl.logprobs import token_logprobs
@@ -146,7 +149,7 @@ def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_mo
         for line in filter(None, text.split("\n")):
             node = node.add_child(Node(text=line + "\n", token_ids=tok(line + "\n", add_special_tokens=False)["input_ids"]))
         nodes.append(node)
-    value = PRMValue(prm, ref, tok, beta=0.5, max_tokens=40)  # a small budget: several micro-batches
+    value = PRMValue(prm, ref, tok, beta=0.5, max_tokens=40, reduce=reduce)  # a small budget: several micro-batches
     got = value(records, nodes)
     # then children of scored nodes: siblings share their parent's prefix, and add their step to its sum
     kids = [nodes[1].add_child(Node(text=t, token_ids=tok(t, add_special_tokens=False)["input_ids"]))
@@ -160,8 +163,40 @@ def test_prm_value_is_the_sigmoid_of_beta_times_the_prefix_log_ratio(embedded_mo
         ids = torch.tensor([p + n.prefix_ids()])
         with torch.no_grad():
             q = token_logprobs(prm, ids, torch.ones_like(ids))[0] - token_logprobs(ref, ids, torch.ones_like(ids))[0]
-        return torch.sigmoid(0.5 * q[0, len(p) - 1:].sum()).item()
+        q = q[0, len(p) - 1:]
+        if not len(q):
+            return 0.5
+        steps, at = [], 0
+        for x in n.path():
+            steps, at = steps + [q[at:at + len(x.token_ids)].sum()], at + len(x.token_ids)
+        return torch.sigmoid({"prefix": 0.5 * q.sum(), "mean_q": q.mean(), "min_step": 0.5 * min(steps)}[reduce]).item()
 
     for r, n, g in zip(records + kid_records, nodes + kids, got + got_kids):
         assert g == pytest.approx(want(r, n), rel=1e-5), (r.prompt, n.prefix_text(), g)
-    assert got[2] == 0.5 and got[0] != 0.5 and len(set(got_kids)) == 4
+    assert got[2] == 0.5 and got[0] != 0.5
+    assert len(set(got_kids)) == (4 if reduce != "min_step" else 3)  # min_step: two kids keep their parent's weakest step
+
+
+def test_step_verifier_value_is_zero_from_the_first_wrong_step(embedded_model_dir):
+    """search.value=step_verifier: each `a op b = c` line checked exactly; a finished prefix needs the right answer."""
+    from reasonrl.process import StepScores
+    from reasonrl.types import Record
+    from search.values import StepVerifierValue
+    from verifiers import VerifierPool
+
+    record = Record("Compute: 4-7+1\n", "-2")
+    paths = {"4-7=-3\n": False, "4-7=-3\n-3+1=-2\n": False, "4-7=-4\n": False, "4-7=-3\n-3+1=-2\n\\boxed{-2}": True,
+             "4-7=-3\n-3+1=-2\n\\boxed{5}": True}
+    nodes = []
+    for text, terminal in paths.items():
+        node = Node()
+        for line in text.splitlines(keepends=True):
+            node = node.add_child(Node(text=line))
+        node.terminal = terminal
+        nodes.append(node)
+    pool = VerifierPool(workers=0)
+    try:
+        got = StepVerifierValue(pool, StepScores({}))([record] * len(nodes), nodes)
+    finally:
+        pool.close()
+    assert got == [1.0, 1.0, 0.0, 1.0, 0.0]
