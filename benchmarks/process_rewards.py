@@ -29,7 +29,7 @@ ARMS = {
     "verifier_clip_delta": [*VERIFIER, "prm.shaping=clip_delta", *SAME_SAMPLES],  # step-verifier process rewards
     "verifier_clip": [*VERIFIER, "prm.shaping=clip", *SAME_SAMPLES],
     # PRIME as published: ungated, its accuracy filter on (it costs samples: compare per sample), weight decay 0
-    "prime_published": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null"],
+    "prime_published": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", "algorithm.accuracy_filter=true"],
     "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", *SAME_SAMPLES],
     "prime": ["--config", "configs/math_prime.yaml", *SAME_SAMPLES],  # + the G-RA gate (the shipped config)
     "prime_clip_delta": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta", *SAME_SAMPLES],
