@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]  # benchmarks/verifiers.py is not the package
 
 from reasonrl.batching import collate
 from reasonrl.loop import advantages, build, generate_and_verify, shaped_rewards
