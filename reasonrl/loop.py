@@ -354,9 +354,9 @@ def sft(policy: torch.nn.Module, tokenizer, cfg: Config) -> dict:
         return {}
     from reasonrl.stages import sft_stage
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return sft_stage(policy, tokenizer, t.sft_path, epochs=t.sft_epochs, lr=t.sft_lr, batch_rows=64,
-                     generator=torch.Generator().manual_seed(t.seed + 2), pad_id=pad_id)
+                     generator=torch.Generator().manual_seed(t.seed + 2),
+                     pad_id=tokenizer.pad_token_id)  # load_tokenizer falls back to EOS when a model has no pad token
 
 
 def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:

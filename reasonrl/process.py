@@ -15,7 +15,7 @@ returns no values and does nothing.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import torch
@@ -104,23 +104,26 @@ def token_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: 
     return batch.loss_mask.clone()
 
 
+def response_pieces(groups: list[RolloutGroup], tokenizer):
+    """(row, start, group, rollout, token texts) for every response in batch row order; start is the target index
+    of the response's first token. Each token id is decoded once per call."""
+    pieces: dict[int, str] = {}
+    row = 0
+    for group in groups:
+        start = len(group.prompt_ids) - 1
+        for r in group.rollouts:
+            texts = [pieces.setdefault(t, tokenizer.decode([t], skip_special_tokens=True)) for t in r.response_ids]
+            yield row, start, group, r, texts
+            row += 1
+
+
 @GRANULARITIES.register("step")
 def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str) -> torch.Tensor:
     """(N, T) 1 on the token that closes each step of each response (steps.py's splitter)."""
     ends = torch.zeros_like(batch.loss_mask)
-    pieces: dict[int, str] = {}
-    row = 0
-    for group in groups:
-        start = len(group.prompt_ids) - 1  # target index of the first response token
-        for r in group.rollouts:
-            texts = []
-            for t in r.response_ids:
-                if t not in pieces:
-                    pieces[t] = tokenizer.decode([t], skip_special_tokens=True)
-                texts.append(pieces[t])
-            for e in step_end_tokens(texts, split):
-                ends[row, start + e] = 1
-            row += 1
+    for row, start, _, _, texts in response_pieces(groups, tokenizer):
+        for e in step_end_tokens(texts, split):
+            ends[row, start + e] = 1
     return close_last_step(ends, batch.loss_mask)
 
 
@@ -134,21 +137,15 @@ def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokeni
     min of those scores otherwise; the last step's also takes the outcome (correct (N,)). Steps and their end
     tokens come from the splitter the implicit PRM's step granularity uses."""
     ends, p = torch.zeros_like(batch.loss_mask), torch.zeros_like(batch.loss_mask)
-    pieces: dict[int, str] = {}
-    row = 0
-    for group in groups:
-        start = len(group.prompt_ids) - 1
-        for r in group.rollouts:
-            texts = [pieces.setdefault(t, tokenizer.decode([t], skip_special_tokens=True)) for t in r.response_ids]
-            cols = [start + e for e in step_end_tokens(texts, split)]
-            scores = verify_steps(group.record.verifier, split_steps("".join(texts), split), group.record.reference)
-            running = 1.0
-            for k, (col, score) in enumerate(zip(cols, scores)):
-                running = min(running, float(score)) if score is not None else running
-                if k == len(cols) - 1:  # the last step carries to the last valid token (EOS)
-                    col, running = start + len(r.response_ids) - 1, min(running, float(correct[row]))
-                ends[row, col], p[row, col] = 1, running  # two steps ending on one token: the later (lower) p
-            row += 1
+    for row, start, group, r, texts in response_pieces(groups, tokenizer):
+        cols = [start + e for e in step_end_tokens(texts, split)]
+        scores = verify_steps(group.record.verifier, split_steps("".join(texts), split), group.record.reference)
+        running = 1.0
+        for k, (col, score) in enumerate(zip(cols, scores)):
+            running = min(running, float(score)) if score is not None else running
+            if k == len(cols) - 1:  # the last step carries to the last valid token (EOS), as close_last_step does
+                col, running = start + len(r.response_ids) - 1, min(running, float(correct[row]))
+            ends[row, col], p[row, col] = 1, running  # two steps ending on one token: the later (lower) p
     ends = ends * batch.loss_mask
     return p * ends, ends
 
@@ -311,6 +308,5 @@ class ProcessStep:
         batch = collate(groups, engine.pad_id)
         if self.needs_logp_old:
             batch.logp_old = policy_logp(batch)
-        ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, Reuse(learner_tensors=self.needs_logp_old,
-                                                                         policy=self.reuse.policy))
+        ref = REFERENCES.get(self.cfg.reference)(self.prm, batch, replace(self.reuse, kl_ref=False))
         return self.prm.sequence_scores(batch, ref)

@@ -75,16 +75,16 @@ class PRMValue:
         for j, (r, n) in enumerate(zip(records, nodes)):
             known = n.parent is not None and n.parent in self.sums
             groups.setdefault((id(r), id(n.parent) if known else ("whole", j)), []).append(j)
-        rollouts, base, order, known_parent = [], [PrefixStats()] * len(nodes), [], set()
+        rollouts, base, order, steps = [], [PrefixStats()] * len(nodes), [], {}  # steps: j -> its row's step lengths
         for (_, context), idx in groups.items():
             r, first = records[idx[0]], nodes[idx[0]]
             prompt = self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
             if isinstance(context, tuple):  # no scored parent: the whole prefix is the response, step by step
                 rollouts.append(RolloutGroup(r, prompt, [Rollout(first.prefix_ids(), [], "", "stop")]))
+                steps[idx[0]] = [len(n.token_ids) for n in first.path()]
             else:  # siblings: prompt + the parent's prefix shared, each step on top
                 for j in idx:
-                    base[j] = self.sums[first.parent]
-                    known_parent.add(j)
+                    base[j], steps[j] = self.sums[first.parent], [len(nodes[j].token_ids)]
                 rollouts.append(RolloutGroup(r, prompt + first.parent.prefix_ids(),
                                              [Rollout(nodes[j].token_ids, [], "", "stop") for j in idx]))
             order += idx
@@ -93,9 +93,8 @@ class PRMValue:
         out = [0.0] * len(nodes)
         for row, j in enumerate(order):
             qs = q[row][batch.loss_mask[row].bool()].tolist()  # the row's response tokens: a step, or a whole path
-            lengths = [len(nodes[j].token_ids)] if j in known_parent else [len(n.token_ids) for n in nodes[j].path()]
             stats, at = base[j], 0
-            for n in lengths:
+            for n in steps[j]:
                 stats, at = stats.then(sum(qs[at:at + n]), n), at + n
             self.sums[nodes[j]] = stats
             out[j] = self.reduce(stats, self.beta)
