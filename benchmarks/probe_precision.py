@@ -36,7 +36,7 @@ def main() -> None:
         out = {}
         for name, forward in (("reused_bf16", None), ("prm_forward", p.learner.forward)):
             step = ProcessStep(copy.deepcopy(p.process.prm), cfg.prm, p.tokenizer, reuse_kl_ref=True,
-                               learner_forward=forward, policy=p.policy)
+                               learner_forward=lambda: forward, policy=p.policy)
             pr = step(batch, ro.groups, rewards.flatten(), ro.correct.flatten())
             out[name] = ((pr.values / cfg.prm.beta).abs().max().item(), advantages(rewards, batch, pr, cfg, p.dist))
         moved = (out["reused_bf16"][1] - out["prm_forward"][1])[batch.loss_mask.bool()].abs()

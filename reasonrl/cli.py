@@ -15,16 +15,22 @@ def run_command(argv: list[str], doc: str, body: Callable[[object], int], *, sea
         print(doc)
         print(help_text())
         return 0
+    from reasonrl.checkpoint import CheckpointError
     from reasonrl.data import DataError
+    from reasonrl.faults import RunStopped
     from reasonrl.models import ModelLoadError
     from reasonrl.validate import load_config
     from verifiers import VerifierSetupError
 
     try:
         return body(load_config(argv, search=search))
-    except (ConfigError, ModelLoadError, DataError, VerifierSetupError, FileNotFoundError, FileExistsError) as exc:
+    except (ConfigError, ModelLoadError, DataError, VerifierSetupError, CheckpointError, FileNotFoundError,
+            FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: resume with checkpoint.resume=auto (from the last checkpoint)", file=sys.stderr)
         return 130

@@ -177,6 +177,7 @@ class TrainerConfig:
     sft_epochs: int = option(1, "passes over the SFT traces")
     sft_lr: float = option(1e-4, "SFT learning rate (its own AdamW)")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
+    max_nonfinite_steps: int = option(3, "a NaN / inf loss or gradient skips that optimiser step; after this many steps in a row with one the run stops, naming its last good checkpoint (0 = never stop)")
     seed: int = option(0, "seeds data order, sampling and initialisation")
     threads: int = option(0, "torch CPU threads (0 = leave torch's default)")
     device: str = option("auto", "auto | cpu | cuda")

@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 
+from reasonrl import faults
 from reasonrl.algorithms import (POLICY_LOSSES, ClipRange, aggregate, kl_penalty, logprob_gap, masked_sum,
                                  truncated_is_weights)
 from reasonrl.batching import Forward
@@ -61,6 +62,8 @@ class Learner:
         self.ppo_epochs, self.mini_batches = ppo_epochs, mini_batches
         self.max_grad_norm = max_grad_norm
         self.forward = Forward(max_tokens_per_microbatch, packing, pack_tokens, share_prompts, autocast, max_logits)
+        self.oom_retries = 0  # micro-batch budget halvings this step (reasonrl/faults.py)
+        self.nonfinite = 0  # optimiser steps skipped in the current update: a non-finite loss or gradient
 
     @property
     def device(self) -> torch.device:
@@ -69,7 +72,8 @@ class Learner:
     # ------------------------------------------------------------------ log-probs
     def logprobs(self, batch: TrainBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
         """(N, T) log-probs of every target under `model` (default: the policy), one forward per micro-batch."""
-        return self.forward.all_logprobs(self.policy if model is None else model, batch)
+        model = self.policy if model is None else model
+        return faults.halving_retries(lambda: self.forward.all_logprobs(model, batch), self, self.optimizer, self.dist)
 
     @property
     def on_policy(self) -> bool:
@@ -92,6 +96,7 @@ class Learner:
         old log-probs are the update's own forward, detached, and are written into batch.logp_old.
         The metrics include the engine/learner log-prob gap of the sampled tokens."""
         self.policy.train()
+        self.nonfinite = 0
         if batch.logp_old is None:
             if not self.on_policy:
                 raise ValueError("logp_old may come from the update's forward only with one optimizer step per batch")
@@ -111,11 +116,19 @@ class Learner:
         if batch.logp_engine is not None:
             mean, worst = logprob_gap(batch.logp_engine, batch.logp_old, batch.loss_mask)
             stats.update({"rollout/logprob_gap_mean": mean, "rollout/logprob_gap_max": worst})
+        stats.update({"fault/nonfinite_updates": self.nonfinite, "fault/oom_retries": self.oom_retries,
+                      "trainer/microbatch_tokens": self.forward.max_tokens})
+        self.oom_retries = 0  # counted per step (prepare's and the update's)
         return stats
 
     def _step(self, mini: TrainBatch, capture: bool = False) -> dict[str, float]:
+        """One optimizer step on a mini-batch; out of memory, it is retried with half the micro-batch budget."""
+        return faults.halving_retries(lambda: self._attempt(mini, capture), self, self.optimizer, self.dist)
+
+    def _attempt(self, mini: TrainBatch, capture: bool) -> dict[str, float]:
         """One optimizer step on a mini-batch, accumulating micro-batch gradients. capture: mini.logp_old
-        is filled from each micro-batch's forward (detached) before its loss uses it."""
+        is filled from each micro-batch's forward (detached) before its loss uses it. A non-finite loss or
+        gradient norm skips the optimiser step (the schedule still advances)."""
         s, d = self.loss, self.dist
         # the whole batch's counts, over every rank: each rank's loss is its share of the global loss
         norm = {"num_tokens": max(d.sum(mini.loss_mask.sum().item()), 1.0), "num_seqs": float(d.sum(mini.num_rows)),
@@ -162,9 +175,15 @@ class Learner:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         else:
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        self.optimizer.step()
+        faults.kill_point("update")
+        stepped = faults.finite(d, stats["loss"], grad_norm)
+        if stepped:
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite += 1
         if self.scheduler is not None:
-            self.scheduler.step()
+            faults.advance(self.scheduler, stepped)
         stats["grad_norm"] = to_float(grad_norm)
         stats["lr"] = self.optimizer.param_groups[0]["lr"]
         return stats
@@ -204,6 +223,7 @@ def check_trainer(t) -> Problems:
     p.need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
     p.need(t.logits_mb >= 1, "trainer.logits_mb", t.logits_mb, "must be >= 1 (MB)")
     p.need(t.mmap_threshold_mb >= -1, "trainer.mmap_threshold_mb", t.mmap_threshold_mb, "must be >= 0 (0 = glibc's default, -1 = auto)")
+    p.need(t.max_nonfinite_steps >= 0, "trainer.max_nonfinite_steps", t.max_nonfinite_steps, "must be >= 0 (0 = never stop)")
     p.need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     p.need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")
     p.one_of(AUTOCAST, "trainer.autocast", t.autocast)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from reasonrl import checkpoint, distributed
+from reasonrl import checkpoint, distributed, faults
 from reasonrl.advice import AutoSettings, advise, auto_settings, facts
 from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, ClipRange, groups_with_signal,
                                  kl_in_reward, overlong_penalty, prime_defaults)
@@ -181,7 +181,7 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
         generators={"sample": torch.Generator().manual_seed(t.seed), "update": torch.Generator().manual_seed(t.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                                 max_new_tokens=r.max_new_tokens, stop=tuple(r.stop), ignore_eos=r.ignore_eos),
-        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None, learner_forward=learner.forward,
+        process=ProcessStep(prm, cfg.prm, tokenizer, reuse_kl_ref=cfg.prm.path is None, learner_forward=lambda: learner.forward,
                             policy=policy, step_scores=step_scores(cfg)), auto=auto, dist=d, stage_metrics=stage_metrics,
     )
 
@@ -210,6 +210,7 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         metrics["tokens_per_s"] = metrics["tokens/generated"] / metrics["time/step"]
         state.step, state.tokens_generated = step, state.tokens_generated + int(metrics["tokens/generated"])
         state.seconds += timer.seconds["step"]
+        metrics.update(count_faults(metrics, state, logger))
         warn_on_logprob_gap(metrics, cfg.rollout.logprob_warn, step, logger)
         if step == 1:
             warn_on_empty_responses(metrics, cfg, logger)
@@ -218,8 +219,36 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             metrics.update({f"eval/{k}": v for k, v in state.evals[-1].items() if k not in ("step", "seconds")})
         logger.log_step(step, metrics)
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
+        stop_on_nonfinite(state, cfg.trainer.max_nonfinite_steps, run_dir)
         if due(step, cfg.checkpoint.every, cfg.trainer.steps):
             save_checkpoint(p, cfg, state, run_dir)
+
+
+def count_faults(metrics: dict, state: checkpoint.TrainState, logger: RunLogger) -> dict:
+    """Steps whose update skipped an optimiser step for a NaN / inf (the policy's or the PRM's), in all and in a
+    row; an out-of-memory retry is said."""
+    skipped = metrics.get("fault/nonfinite_updates", 0) + metrics.get("prm/nonfinite_updates", 0) > 0
+    state.nonfinite_steps += skipped
+    state.nonfinite_in_a_row = state.nonfinite_in_a_row + 1 if skipped else 0
+    if skipped:
+        logger.print(f"step {state.step}: a non-finite loss or gradient; optimiser step skipped "
+                     f"({state.nonfinite_in_a_row} in a row)")
+    if metrics.get("fault/oom_retries", 0) + metrics.get("prm/oom_retries", 0) > 0:
+        logger.print(f"step {state.step}: out of memory in a micro-batch; retried with the budget halved "
+                     f"(now {metrics.get('trainer/microbatch_tokens')} tokens for the policy)")
+    return {"fault/nonfinite_steps": state.nonfinite_steps}
+
+
+def stop_on_nonfinite(state: checkpoint.TrainState, limit: int, run_dir: Path) -> None:
+    """RunStopped after `limit` steps in a row whose updates were non-finite (0: never), naming the checkpoint to
+    resume from: the newest, written before the streak (this step's is not written)."""
+    if limit and state.nonfinite_in_a_row >= limit:
+        good = checkpoint.latest(run_dir)
+        where = (f"the last good checkpoint is {good} (step {good.name.removeprefix('step_')})" if good
+                 else "no checkpoint was written before it")
+        raise faults.RunStopped(f"{limit} steps in a row (to step {state.step}) had a NaN / inf loss or gradient "
+                                f"and were skipped; {where}. Lower trainer.lr or check the data and reward, then "
+                                f"resume with checkpoint.resume=<that checkpoint>")
 
 
 def max_logits(t) -> int:
@@ -266,6 +295,7 @@ def generate_and_verify(sampler, engine, verifier, sampling: SamplingParams, cfg
             records, gens = [], ([] if per_prompt else generator)
         with timer("generate"):
             outs = engine.generate([r.prompt for r in records], sampling, gens)
+        faults.kill_point("generate")
         flat = [(rec, r) for rec, group in zip(records, outs) for r in group]
         with timer("verify"):
             verdicts = verifier.verify_batch([r.text for _, r in flat], [rec.reference for rec, _ in flat],

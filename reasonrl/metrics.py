@@ -35,6 +35,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from reasonrl import faults
 from reasonrl.registry import Problems
 
 
@@ -98,7 +99,7 @@ class RunLogger:
 
     def log_step(self, step: int, metrics: dict) -> None:
         row = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
-        self.metrics_file.write(json.dumps(row) + "\n")
+        faults.write_line(self.metrics_file, json.dumps(row) + "\n", "metrics.write")
         self.metrics_file.flush()
         if self.tb is not None:
             for k, v in row.items():

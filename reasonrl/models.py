@@ -54,6 +54,15 @@ def _check_path(path: str) -> None:
         raise ModelLoadError(f"model.path={path!r} does not exist. {_FIX}")
 
 
+def _check_safetensors(path: str) -> None:
+    """Weights load only from safetensors: a pickled pytorch_model.bin can run code when unpickled."""
+    p = Path(path)
+    if p.is_dir() and not any(p.glob("*.safetensors")) and any(p.glob("*.bin")):
+        raise ModelLoadError(f"model.path={path!r} holds its weights only as pickles (*.bin); reasonrl loads "
+                             f"safetensors only, since unpickling can run code. Convert it once where you trust it: "
+                             f"AutoModelForCausalLM.from_pretrained(path).save_pretrained(path, safe_serialization=True)")
+
+
 def _load_failed(path: str, what: str, exc: Exception) -> ModelLoadError:
     where = "" if Path(path).exists() else " (not a local directory, and fetching it from the hub failed: offline?)"
     return ModelLoadError(f"model.path={path!r}: could not load the {what}{where}: {type(exc).__name__}: {exc}")
@@ -83,8 +92,10 @@ def load_model(path: str, *, dtype: str = "float32", attn_implementation: str = 
 
         register()
     hf_logging.disable_progress_bar()  # our own bar is the one that matters
+    _check_safetensors(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation,
+                                                     use_safetensors=True)
     except Exception as exc:
         raise _load_failed(path, "model", exc) from None
     return model.to(device)

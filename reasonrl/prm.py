@@ -21,8 +21,10 @@ from typing import Callable, Iterable
 
 import torch
 
+from reasonrl import faults
 from reasonrl.algorithms.process_rewards import auroc, group_dpo_loss, sequence_logit
 from reasonrl.batching import Forward
+from reasonrl.checkpoint import safe_load
 from reasonrl.distributed import Dist, to_float
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
 from reasonrl.lora import load_model_state, save_model
@@ -64,6 +66,7 @@ class ImplicitPRM:
         self.beta, self.loss_fn, self.max_grad_norm = beta, PRM_LOSSES.get(loss), max_grad_norm
         self.forward = Forward(max_tokens_per_microbatch, share_prompts=share_prompts, max_logits=max_logits)
         self.optimizer = (optimizer or adamw(lr))([p for p in model.parameters() if p.requires_grad])
+        self.oom_retries = 0  # micro-batch budget halvings this update (reasonrl/faults.py)
 
     @property
     def device(self) -> torch.device:
@@ -103,14 +106,21 @@ class ImplicitPRM:
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
         backward = self._backward_separable if getattr(self.loss_fn, "separable", False) else self._backward_pairwise
-        phi, loss = backward(batch, acc, ref)
+        phi, loss = faults.halving_retries(lambda: backward(batch, acc, ref), self, self.optimizer, self.dist)
         scores = sequence_logit(phi - ref, batch.loss_mask, self.beta)
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else 0.0
-        self.optimizer.step()
+        stepped = faults.finite(self.dist, self.dist.sum(loss), grad_norm)
+        if stepped:
+            self.optimizer.step()
+        else:  # a non-finite loss or gradient: no step (reasonrl/faults.py)
+            self.optimizer.zero_grad(set_to_none=True)
         scores, acc = (torch.cat(x) for x in zip(*self.dist.gather((scores, acc))))  # the whole batch's
         metrics = {"prm/loss": self.dist.sum(loss), "prm/accuracy": ((scores > 0) == acc.bool()).float().mean().item(),
-                   "prm/auroc": auroc(scores, acc), "prm/grad_norm": to_float(grad_norm)}
+                   "prm/auroc": auroc(scores, acc), "prm/grad_norm": to_float(grad_norm),
+                   "prm/nonfinite_updates": int(not stepped),
+                   "prm/oom_retries": self.oom_retries}
+        self.oom_retries = 0
         return metrics, phi
 
     def warmstart(self, batches: Iterable[tuple[TrainBatch, torch.Tensor]]) -> list[float]:
@@ -175,7 +185,7 @@ class ImplicitPRM:
         load_model_state(self.model, directory)
         path = Path(directory) / "optimizer.pt"
         if path.is_file():
-            optimizer_state = torch.load(path, weights_only=True)
+            optimizer_state = safe_load(path)
         if optimizer_state is None:
             raise RuntimeError(f"{directory} holds PRM weights but no optimizer state (optimizer.pt)")
         self.optimizer.load_state_dict(optimizer_state)

@@ -250,17 +250,21 @@ class ProcessStep:
     """The loop's process-reward step. With a PRM: reference log-probs, score and learn, step ends, shaped
     and gated process values. Without one (prm None): no values, no work.
 
-    reuse_kl_ref: the batch's logp_ref is the PRM's frozen reference's. learner_forward: how the learner computed
-    the batch's logp_ref / logp_old (None: as the PRM does); policy: the sampling policy, scored by the PRM's
-    forward when the learner's differs."""
+    reuse_kl_ref: the batch's logp_ref is the PRM's frozen reference's. learner_forward: how the learner computes
+    the batch's logp_ref / logp_old, asked at every step (an out-of-memory retry halves a budget; None: as the
+    PRM does); policy: the sampling policy, scored by the PRM's forward when the learner's differs."""
 
     def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False,
-                 learner_forward: Optional[Forward] = None, policy: Optional[torch.nn.Module] = None,
+                 learner_forward: Optional[Callable[[], Forward]] = None, policy: Optional[torch.nn.Module] = None,
                  step_scores: Optional[Callable] = None):
         """step_scores: prm.source=verifier's verify_steps by verifier name (StepScores); the PRM is then None."""
         self.prm, self.cfg, self.tokenizer, self.step_scores = prm, cfg, tokenizer, step_scores
-        same = prm is None or learner_forward is None or learner_forward == prm.forward
-        self.reuse = Reuse(kl_ref=reuse_kl_ref, learner_tensors=same, policy=policy)
+        self.reuse_kl_ref, self.learner_forward, self.policy = reuse_kl_ref, learner_forward, policy
+
+    @property
+    def reuse(self) -> Reuse:
+        same = self.prm is None or self.learner_forward is None or self.learner_forward() == self.prm.forward
+        return Reuse(kl_ref=self.reuse_kl_ref, learner_tensors=same, policy=self.policy)
 
     @property
     def needs_logp_old(self) -> bool:

@@ -4,6 +4,7 @@ samples.jsonl, checkpoints/, plots/ and summary.json."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from reasonrl.config import Config
 from reasonrl.metrics import read_metrics, write_plots
 
 
-def prepare_run_dir(cfg: Config) -> tuple[Path, Path | None]:
-    """-> (run directory, checkpoint to resume from or None)."""
+def prepare_run_dir(cfg: Config, say=print) -> tuple[Path, Path | None]:
+    """-> (run directory, checkpoint to resume from or None). checkpoint.resume=auto takes the newest intact
+    checkpoint (checkpoint.intact), and a run killed before its first checkpoint starts again."""
     root = Path(cfg.logging.run_dir)
     resume = cfg.checkpoint.resume
     if resume not in ("auto", "never"):
@@ -24,6 +26,9 @@ def prepare_run_dir(cfg: Config) -> tuple[Path, Path | None]:
             raise FileNotFoundError(f"checkpoint.resume={resume!r}: no checkpoint there (expected trainer_state.pt); "
                                     f"pass a checkpoints/step_N directory, a run directory, or auto")
         ckpt = ckpt.resolve()
+        if (problem := checkpoint.check_manifest(ckpt)) is not None:
+            raise checkpoint.CheckpointError(f"checkpoint.resume={resume!r}: {ckpt} is damaged ({problem}); pass an "
+                                             f"older checkpoints/step_N, or auto to take the newest intact one")
         return ckpt.parent.parent, ckpt
     if cfg.logging.name:
         run_dir = root / cfg.logging.name
@@ -31,10 +36,14 @@ def prepare_run_dir(cfg: Config) -> tuple[Path, Path | None]:
         run_dir = newest
     else:
         run_dir = root / datetime.now().strftime("%Y%m%d-%H%M%S")
-    ckpt = checkpoint.latest(run_dir) if resume == "auto" else None
+    ckpt = checkpoint.intact(run_dir, say) if resume == "auto" else None
     if ckpt is None and run_dir.exists() and (run_dir / "metrics.jsonl").exists():
-        raise FileExistsError(f"run directory {run_dir} already holds a run; pass checkpoint.resume=auto to continue "
-                              f"it, or choose another logging.name")
+        if resume != "auto":
+            raise FileExistsError(f"run directory {run_dir} already holds a run; pass checkpoint.resume=auto to "
+                                  f"continue it, or choose another logging.name")
+        say(f"{run_dir} holds a run with no intact checkpoint (stopped before its first): starting it again from "
+            f"step 0")
+        truncate_logs(run_dir, 0)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, ckpt
 
@@ -45,12 +54,27 @@ def _newest_run_with_checkpoint(root: Path) -> Path | None:
 
 
 def truncate_logs(run_dir: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from, so the files stay consistent."""
+    """Drop log lines written after the checkpoint we resume from (and a line torn by a kill mid-write), so the
+    files stay consistent; each file is replaced atomically, never left half-rewritten."""
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = run_dir / name
         if path.is_file():
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-            path.write_text("".join(ln + "\n" for ln in keep))
+            keep = [ln for ln in path.read_text().splitlines() if (row := _row(ln)) is not None and row["step"] <= step]
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("w") as f:
+                f.write("".join(ln + "\n" for ln in keep))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+
+
+def _row(line: str) -> dict | None:
+    """A log line's JSON object; None for a blank or torn one."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and "step" in row else None
 
 
 def finish(run_dir: Path, state: checkpoint.TrainState, cfg: Config, *, write: bool = True) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -58,6 +59,19 @@ def _worker_main(conn: Connection, options: dict[str, dict], plugins: list[str])
         except Exception as exc:  # an unknown name, bad options
             result = VerificationResult(0.0, False, "crash", None, f"{type(exc).__name__}: {exc}")
         conn.send((index, result))
+
+
+def _death(process) -> str:
+    """How a worker process ended: 'killed by SIGSEGV' (a crash in native code), 'killed by SIGKILL' (the OOM
+    killer, or someone), or its exit code."""
+    process.join(timeout=5)
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 @dataclass
@@ -213,7 +227,7 @@ class VerifierPool:
                         if w.item is not None:
                             self.stats.crashes += 1
                             results[w.item] = VerificationResult(0.0, False, "crash", None,
-                                                                 f"verifier worker died (exit {w.process.exitcode})")
+                                                                 f"verifier worker died ({_death(w.process)})")
                             done[w.item] = time.monotonic()
                         self._replace(w)
                         continue

@@ -90,7 +90,7 @@ def test_the_reference_is_scored_under_the_prms_own_forward(setup, reference):
     for forward in (learner, None):  # None: the caller says the learner's tensors match (the old behaviour)
         cfg = PrmConfig(enabled=True, reference=reference, update="after", lr=1e-2, beta=0.5)
         prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=4096)
-        step = ProcessStep(prm, cfg, tok, reuse_kl_ref=True, learner_forward=forward, policy=policy)
+        step = ProcessStep(prm, cfg, tok, reuse_kl_ref=True, learner_forward=forward and (lambda: forward), policy=policy)
         batch = collate(groups, tok.pad_token_id)
         batch.logp_ref = batch.logp_old = learner.all_logprobs(policy, batch)
         assert step.needs_logp_old == (forward is None and reference == "policy")

@@ -27,6 +27,16 @@ class Crasher:
         os._exit(3)
 
 
+@register_verifier("test_segfaulter")
+class Segfaulter:
+    """Reads address 0: a real segmentation fault, as a C extension gone wrong would give."""
+
+    def verify(self, response, reference):
+        import ctypes
+
+        ctypes.string_at(0)
+
+
 @register_verifier("test_raiser")
 class Raiser:
     def verify(self, response, reference):

@@ -43,6 +43,44 @@ def test_a_dying_worker_is_a_crash_verdict(pool):
     assert [r.status for r in out] == ["ok", "crash", "ok"] and "died" in out[1].detail
 
 
+def test_a_segfaulting_worker_is_a_crash_verdict_and_is_replaced(pool):
+    restarts = pool.stats.restarts
+    out = pool.verify_batch(["x", "y", "z"], [0.0, None, 0.0], ["test_sleepy", "test_segfaulter", "test_sleepy"])
+    assert [r.status for r in out] == ["ok", "crash", "ok"] and "SIGSEGV" in out[1].detail
+    assert pool.stats.restarts == restarts + 1
+    assert pool.verify_batch(["\\boxed{5}"], ["5"], ["math"])[0].correct
+
+
+def test_workers_killed_from_outside_mid_batch_give_crash_verdicts_and_no_lost_item(pool):
+    """What the OOM killer does: SIGKILL every worker while each holds an item. Every item still gets a verdict
+    (crash for the ones held, ok for the rest, served by the replacements), in order, and the pool goes on."""
+    import os
+    import signal
+    import threading
+    import time
+
+    pool.verify_batch(["warm"], [0.0], ["test_sleepy"])  # the workers are up and have imported their verifiers
+
+    def kill_workers():  # as soon as the two workers hold items 0 and 1 (each sleeps 1 s)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            held = [w for w in list(pool._workers) if w.item in (0, 1)]
+            if len(held) == 2:
+                for w in held:
+                    os.kill(w.process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    out = pool.verify_batch([f"r{i}" for i in range(6)], [1.0, 1.0, 0.0, 0.0, 0.0, 0.0], ["test_sleepy"] * 6)
+    killer.join()
+    assert len(out) == 6 and [r.status for r in out[:2]] == ["crash", "crash"]
+    assert all("SIGKILL" in r.detail for r in out[:2]) and [r.status for r in out[2:]] == ["ok"] * 4
+    assert [r.extracted for r in out[2:]] == ["r2", "r3", "r4", "r5"]  # each verdict belongs to its own item
+    assert pool.verify_batch(["\\boxed{7}"], ["7"], ["math"])[0].correct
+
+
 def test_exceptions_and_unknown_names_are_crash_verdicts(pool):
     out = pool.verify_batch(["x", "y"], [None, None], ["test_raiser", "no_such_verifier"])
     assert out[0].status == "crash" and "ZeroDivisionError" in out[0].detail
