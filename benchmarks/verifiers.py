@@ -1,6 +1,6 @@
 """Verifier figures on the real benchmark files: correctness of the checkers and their throughput.
 
-    python benchmarks/verifiers.py [--data ../shared/data] [--workers N]
+    python benchmarks/verifiers.py [--data ../shared/data] [--workers N] [--only pairs]
 
 Prints JSON:
   * mbpp / mbpp_sanitized / humaneval: share of the reference solutions the sandboxed code
@@ -14,7 +14,13 @@ Prints JSON:
   * bombs_256: batches of 256 math items of which 8 are pathological, three times: each must return
     within the pool's timeout plus a few seconds;
   * bombs: a small batch mixing ordinary answers with sympy bombs;
-  * sandbox: whether bubblewrap isolation was in use.
+  * sandbox: whether bubblewrap isolation was in use;
+  * pairs: the hand-written (response, reference, equal) pairs of benchmarks/math_pairs.py judged by our
+    math verifier with its defaults (lenient extraction), with `extraction="strict"`, and by Math-Verify's
+    defaults (`verify(parse(reference), parse(response))`; also with the reference in `$...$`, which its
+    parser needs for bare LaTeX): agreement with the expected verdicts, false positives (unequal called
+    equal), false negatives, agreement per family, and every miss.
+    `--only pairs` runs this row alone (no pool, no data files).
 """
 from __future__ import annotations
 
@@ -88,11 +94,53 @@ def summarise(out, seconds: float) -> dict:
             "items_per_s": round(len(out) / seconds, 1), "seconds": round(seconds, 2), "statuses": statuses}
 
 
+def pair_judges() -> dict:
+    """name -> judge(response, reference) -> bool, for the pairs row. Math-Verify's parse reads LaTeX inside
+    math delimiters, so a bare LaTeX reference (`\\sqrt{18}`) parses to nothing under its defaults; the
+    `math_verify_gold_in_dollars` judge shows what wrapping the reference in `$...$` changes."""
+    from math_verify import parse, verify
+
+    from verifiers import get_verifier
+
+    lenient, strict = get_verifier("math"), get_verifier("math", extraction="strict")
+    return {"ours_lenient": lambda response, reference: lenient.verify(response, reference).correct,
+            "ours_strict": lambda response, reference: strict.verify(response, reference).correct,
+            "math_verify": lambda response, reference: bool(verify(parse(reference), parse(response))),
+            "math_verify_gold_in_dollars": lambda response, reference: bool(verify(parse(f"${reference}$"),
+                                                                                   parse(response)))}
+
+
+def pairs_row() -> dict:
+    """Each judge of pair_judges on math_pairs.PAIRS: agreement, false positives / negatives, per family, misses."""
+    from math_pairs import PAIRS  # benchmarks/ (this script's folder) is on sys.path
+
+    def agreement(pairs: list, missed: list) -> float:
+        return round(1 - len(missed) / len(pairs), 4)
+
+    row: dict = {"pairs": len(PAIRS), "equal": sum(p.equal for p in PAIRS), "unequal": sum(not p.equal for p in PAIRS)}
+    families = sorted({p.family for p in PAIRS})
+    for name, judge in pair_judges().items():
+        t0 = time.perf_counter()
+        misses = [p for p in PAIRS if judge(p.response, p.reference) != p.equal]
+        row[name] = {
+            "agreement": agreement(PAIRS, misses),
+            "false_positives": sum(not p.equal for p in misses), "false_negatives": sum(p.equal for p in misses),
+            "by_family": {f: agreement([p for p in PAIRS if p.family == f], [p for p in misses if p.family == f])
+                          for f in families},
+            "misses": [p._asdict() for p in misses],
+            "seconds": round(time.perf_counter() - t0, 2)}
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--only", choices=["pairs"], help="run only this row")
     args = ap.parse_args()
+    if args.only == "pairs":
+        print(json.dumps({"pairs": pairs_row()}, indent=1, ensure_ascii=False))
+        return
     data = Path(args.data)
     report: dict = {"workers": args.workers, "bubblewrap": bwrap_works(default_python())}
     with VerifierPool({"code": {"timeout_s": 10}}, workers=args.workers, timeout_s=60) as pool:
@@ -143,7 +191,8 @@ def main() -> None:
             runs.append({"seconds": round(s, 2), "ordinary_correct": sum(o.correct for o in out[:248]),
                          "pathological_statuses": sorted({o.status for o in out[248:]})})
         report["bombs_256"] = {"pool_timeout_s": 5.0, "runs": runs}
-    print(json.dumps(report, indent=1))
+    report["pairs"] = pairs_row()
+    print(json.dumps(report, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

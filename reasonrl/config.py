@@ -84,6 +84,7 @@ class VerifierConfig:
     timeout_s: float = option(20.0, "hard wall-clock limit per verification; the worker is killed and replaced past it")
     plugins: list = option([], "modules to import before verifying, so their @register_verifier classes exist")
     options: dict = option({}, "per-verifier constructor options, e.g. {code: {mode: all, timeout_s: 3}}")
+    extraction: str = option("auto", "how the math verifier finds the answer: strict (\\boxed{}, ####, 'the answer is') | lenient (also after </think>, several boxes as one answer, 'Answer $9$', the final sentence's math) | auto (strict for train.py: the reward asks for the format; lenient for evaluate.py)")
 
 
 @dataclass
@@ -443,6 +444,19 @@ def _field_type_name(key: str) -> str:
             t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
             return str(t).replace("Optional[", "").rstrip("]") + (" or null" if "Optional" in str(f.type) else "")
     return "?"
+
+
+EXTRACTION_BY_ENTRY = {"train": "strict", "evaluate": "lenient"}  # verifier.extraction=auto, by entry point
+
+
+def verifier_options(cfg: Config, entry: str) -> dict[str, dict]:
+    """verifier.options with the math verifier's `extraction` filled in: verifier.extraction, or under auto the
+    entry point's (EXTRACTION_BY_ENTRY: train.py rewards the asked-for format, evaluate.py reads answers as
+    models write them); an extraction set in verifier.options.math wins."""
+    options = {name: dict(opts) for name, opts in cfg.verifier.options.items()}
+    mode = EXTRACTION_BY_ENTRY[entry] if cfg.verifier.extraction == "auto" else cfg.verifier.extraction
+    options.setdefault("math", {}).setdefault("extraction", mode)
+    return options
 
 
 def verifier_names(cfg: Config) -> dict[str, str]:

@@ -19,7 +19,7 @@ from reasonrl.algorithms import (ADVANTAGES, AdvantageInputs, AdvantageOptions, 
                                  kl_in_reward, overlong_penalty, prime_defaults)
 from reasonrl.algorithms.process_rewards import accuracy_filter, auroc
 from reasonrl.batching import collate
-from reasonrl.config import Config, ConfigError, to_yaml, verifier_names
+from reasonrl.config import Config, ConfigError, to_yaml, verifier_names, verifier_options
 from reasonrl.data import build_data, chat_renderer
 from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
@@ -140,8 +140,8 @@ def on_main(d: distributed.Dist, fn, *args):
 def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
     """The verifier pool first (its plug-ins import, every verifier name resolves), then the models; on several
     ranks the policy, the PRM and the references are sharded (FSDP2) before their optimisers are built."""
-    verifier = VerifierPool(cfg.verifier.options, workers=d.cpu_share(cfg.verifier.workers), timeout_s=cfg.verifier.timeout_s,
-                            plugins=cfg.verifier.plugins).require(verifier_names(cfg))
+    verifier = VerifierPool(verifier_options(cfg, "train"), workers=d.cpu_share(cfg.verifier.workers),
+                            timeout_s=cfg.verifier.timeout_s, plugins=cfg.verifier.plugins).require(verifier_names(cfg))
     tokenizer = load_tokenizer(cfg.model.path)
     torch.manual_seed(cfg.trainer.seed)
     m, t, r = cfg.model, cfg.trainer, cfg.rollout

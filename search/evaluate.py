@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from reasonrl import distributed
-from reasonrl.config import Config, ConfigError, from_yaml_file, verifier_names
+from reasonrl.config import Config, ConfigError, from_yaml_file, verifier_names, verifier_options
 from search.methods import METHODS, NEEDS_VALUE, Context, step_split
 
 
@@ -119,8 +119,8 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
     out = Path(cfg.search.output) if cfg.search.output else None
     done = read_results(out)
     rows = []
-    with VerifierPool(cfg.verifier.options, workers=d.cpu_share(cfg.verifier.workers), timeout_s=cfg.verifier.timeout_s,
-                      plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
+    with VerifierPool(verifier_options(cfg, "evaluate"), workers=d.cpu_share(cfg.verifier.workers),
+                      timeout_s=cfg.verifier.timeout_s, plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
         if cfg.search.collect_dir:
             if d.enabled:
                 raise ConfigError([f"search.collect_dir={cfg.search.collect_dir}: collection runs on one process "

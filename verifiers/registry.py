@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from reasonrl.registry import Problems, Registry, UnknownNameError
+from verifiers.extract import EXTRACTION_MODES
 
 ENTRY_POINT_GROUP = "reasonrl.verifiers"
 VERIFIERS: Registry = Registry("verifier")
@@ -111,6 +112,7 @@ def check_verifier(v, names: dict[str, str]) -> Problems:
     p = Problems()
     p.need(v.workers is None or v.workers >= 0, "verifier.workers", v.workers, "must be >= 0, or null for one per core")
     p.need(v.timeout_s > 0, "verifier.timeout_s", v.timeout_s, "must be > 0")
+    p.one_of(("auto", *EXTRACTION_MODES), "verifier.extraction", v.extraction)
     for name, opts in v.options.items():
         p.need(isinstance(opts, dict), f"verifier.options.{name}", opts, "give a mapping of constructor options")
     for module in v.plugins:

@@ -45,12 +45,20 @@ EQUIVALENT = [  # (response, reference)
     ("\\boxed{(B)}", "B"), ("The answer is (b).", "B"), ("\\boxed{\\text{Monday}}", "Monday"),
     ("\\boxed{monday}", "\\text{Monday}"), ("#### 42", "42"), ("\\fbox{12}", "12"), ("\\boxed{-29}", "-29"),
     ("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    # the families of issue 15 (more in test_math_families.py)
+    ("Answer $9$", "9"), ("<think>maybe 7</think>\n\\[ 8 \\]", "8"), ("\\boxed{x \\geq 5}", "[5, \\infty)"),
+    ("\\boxed{x \\ge 5}", "x>=5"), ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "\\{1,2,3\\}"), ("\\boxed{28 percent}", "28\\%"),
+    ("\\boxed{\\begin{vmatrix}2&1\\\\1&2\\end{vmatrix} = 3}", "3"), ("\\boxed{1,000.99€}", "1000.99"),
+    ("\\boxed{\\begin{bmatrix} \\frac12 & x \\\\ 0 & 1 \\end{bmatrix}}", "\\begin{pmatrix}0.5&x\\\\0&1\\end{pmatrix}"),
 ]
 DIFFERENT = [
     ("\\boxed{0.33}", "\\frac{1}{3}"), ("\\boxed{0.5}", "50\\%"), ("\\boxed{(1,2)}", "(2,1)"),
     ("\\boxed{(0,1]}", "[0,1)"), ("\\boxed{\\{1,2\\}}", "(1,2)"), ("\\boxed{C}", "B"), ("\\boxed{1,2}", "12"),
     ("\\boxed{8}", "7"), ("\\boxed{\\begin{pmatrix}1&2\\\\3&5\\end{pmatrix}}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"),
     ("\\boxed{Tuesday}", "Monday"), ("\\boxed{x+1}", "x+2"),
+    ("I tried $12$ and $13$ but I am not sure.", "13"), ("<think>\\boxed{7}</think>", "7"), ("\\boxed{x > 5}", "[5, \\infty)"),
+    ("\\boxed{x \\geq 5}", "x > 5"), ("\\boxed{1}, \\boxed{2}", "\\{1,2,3\\}"), ("\\boxed{28 percent}", "0.28"),
+    ("\\boxed{1,000.99€}", "1000.98"), ("\\boxed{(2,2)}, \\boxed{(2,6)}", "(2,2),(6,2)"),
 ]
 
 
@@ -84,5 +92,7 @@ def test_statuses(math_verifier, response, status):
 def test_options_change_behaviour():
     assert not get_verifier("math").verify("it is 12", "12").correct
     assert get_verifier("math", fallback="last_number").verify("it is 12", "12").correct
+    assert get_verifier("math").verify("Answer $9$", "9").correct  # lenient extraction by default
+    assert get_verifier("math", extraction="strict").verify("Answer $9$", "9").status == "no_answer"
     v = get_verifier("math", correct_score=2.0, wrong_score=-1.0)
     assert v.verify("\\boxed{1}", "1").score == 2.0 and v.verify("\\boxed{2}", "1").score == -1.0
