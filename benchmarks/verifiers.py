@@ -15,12 +15,13 @@ Prints JSON:
     within the pool's timeout plus a few seconds;
   * bombs: a small batch mixing ordinary answers with sympy bombs;
   * sandbox: whether bubblewrap isolation was in use;
-  * pairs: the hand-written (response, reference, equal) pairs of benchmarks/math_pairs.py judged by our
+  * pairs, pairs_review: the hand-written (response, reference, equal) pairs of benchmarks/math_pairs.py judged by our
     math verifier with its defaults (lenient extraction), with `extraction="strict"`, and by Math-Verify's
     defaults (`verify(parse(reference), parse(response))`; also with the reference in `$...$`, which its
     parser needs for bare LaTeX): agreement with the expected verdicts, false positives (unequal called
-    equal), false negatives, agreement per family, and every miss.
-    `--only pairs` runs this row alone (no pool, no data files).
+    equal), false negatives, agreement per family, and every miss; pairs_review: the same on a reviewer's
+    316 unambiguous cases (benchmarks/math_pairs_review.py; read its docstring for what its figure means).
+    `--only pairs` runs these rows alone (no pool, no data files).
 """
 from __future__ import annotations
 
@@ -110,9 +111,12 @@ def pair_judges() -> dict:
                                                                                    parse(response)))}
 
 
-def pairs_row() -> dict:
-    """Each judge of pair_judges on math_pairs.PAIRS: agreement, false positives / negatives, per family, misses."""
-    from math_pairs import PAIRS  # benchmarks/ (this script's folder) is on sys.path
+def pairs_row(pairs=None) -> dict:
+    """Each judge of pair_judges on `pairs` (default math_pairs.PAIRS): agreement, false positives / negatives,
+    per family, misses."""
+    from math_pairs import PAIRS, Pair  # benchmarks/ (this script's folder) is on sys.path
+
+    PAIRS = PAIRS if pairs is None else [Pair(*p) for p in pairs]  # noqa: N806
 
     def agreement(pairs: list, missed: list) -> float:
         return round(1 - len(missed) / len(pairs), 4)
@@ -132,14 +136,21 @@ def pairs_row() -> dict:
     return row
 
 
+def pairs_rows() -> dict:
+    """The project's own pairs, and the reviewer's (math_pairs_review.py: written blind, then used to choose fixes)."""
+    from math_pairs_review import PAIRS as REVIEW
+
+    return {"pairs": pairs_row(), "pairs_review": pairs_row(REVIEW)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--workers", type=int, default=os.cpu_count())
-    ap.add_argument("--only", choices=["pairs"], help="run only this row")
+    ap.add_argument("--only", choices=["pairs"], help="run only the pairs rows (pairs, pairs_review)")
     args = ap.parse_args()
     if args.only == "pairs":
-        print(json.dumps({"pairs": pairs_row()}, indent=1, ensure_ascii=False))
+        print(json.dumps(pairs_rows(), indent=1, ensure_ascii=False))
         return
     data = Path(args.data)
     report: dict = {"workers": args.workers, "bubblewrap": bwrap_works(default_python())}
@@ -191,7 +202,7 @@ def main() -> None:
             runs.append({"seconds": round(s, 2), "ordinary_correct": sum(o.correct for o in out[:248]),
                          "pathological_statuses": sorted({o.status for o in out[248:]})})
         report["bombs_256"] = {"pool_timeout_s": 5.0, "runs": runs}
-    report["pairs"] = pairs_row()
+    report.update(pairs_rows())
     print(json.dumps(report, indent=1, ensure_ascii=False))
 
 

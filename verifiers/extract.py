@@ -19,17 +19,21 @@ rule names one place where a model states its answer; none takes "some number in
      box alone is the answer.
   2. `####` as in strict.
   3. "the answer is X" as in strict, except that X must not hold a word of DOUBTS ("the answer is
-     not $5$", "... is probably $5$": rule 3 finds nothing), and when X holds math spans the answer
+     not $5$", "... is probably $5$", "... is at least $5$": rule 3 finds nothing), and when X holds math spans the answer
      is the last span (joined with the spans before it as in 1.) without the words around it:
-     "The answer is $3$ apples." -> `3`. `**bold**` markers go.
+     "The answer is $3$ apples." -> `3`. `**bold**` markers go, and so does a reason after the
+     answer ("The answer is 3, since 3 > 2." -> `3`).
   4. Anchored: the word "answer", then nothing but "is" / "are" / "was" / "equals", `:`, `=` or
      bold markers, then a math span or a number, which must end the sentence: `Answer $9$`,
      `**Answer:** \\( 9 \\)`, `Answer 9`; not "The answer $5$ is wrong". The last such place wins.
   5. Final sentence: the last math span (`$...$`, `\\(...\\)`, `\\[...\\]`, `$$...$$`) of the final
-     sentence, joined as in 1. Sentences end at `.`, `!` or `?` before a space or the end, and at
-     line breaks, never inside math. A final sentence without math, one that asks a question, or
-     one that holds a word of DOUBTS (maybe, not, tried, guess, either, wrong, impossible, ...)
-     gives no answer: "I tried $12$ and $13$ but I am not sure" has none.
+     sentence, joined as in 1; in a final sentence without math, its last number ("So the total is
+     12."). Sentences end at `.`, `!` or `?` before a space or the end, and at line breaks, never
+     inside math. Closing asides (ASIDE: a sentence that starts "Check", "Verify", "Note", "Compare",
+     or a parenthesis) are passed over for the sentence before them. A final sentence that asks a
+     question, or holds a word of DOUBTS (maybe, not, tried, guess, wrong, impossible, and bounds:
+     at least, more than, or more, ...) gives no answer: "I tried $12$ and $13$ but I am not sure"
+     has none.
   6. `fallback="last_number"` as in strict (within the scope of 0.).
 
 What counts as a math span: `$$...$$`, `\\[...\\]` and `\\(...\\)` always; `$...$` only on one line,
@@ -66,9 +70,15 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 DOUBTS = ("maybe", "perhaps", "might", "guess", "possibly", "probably", "unsure", "uncertain", "unclear", "either",
           "try", "tried", "trying", "could be", "not", "never", "cannot", "can't", "don't", "isn't", "aren't",
           "wasn't", "doesn't", "impossible", "invalid", "incorrect", "wrong", "extraneous", "contradiction",
-          "reject", "rejected", "discard")  # words that keep a sentence from stating an answer
+          "reject", "rejected", "discard",
+          "at least", "at most", "more than", "less than", "fewer than", "greater than", "or more", "or less",
+          "or fewer", "no more than", "no less than")  # words that keep a sentence from stating an answer (a
+# bound is not a value: "the answer is at least $5$")
 _DOUBT = re.compile(r"\b(?:" + "|".join(re.escape(d).replace("\\ ", r"\s+").replace("'", "['’]") for d in DOUBTS)
                     + r")\b", re.IGNORECASE)
+ASIDE = re.compile(r"\s*(?:\(|(?:check|checking|verify|verifying|verification|note|compare|sanity|double-check)\b)",
+                   re.IGNORECASE)  # a closing remark that checks or comments on the answer instead of stating it
+_REASON = re.compile(r",?\s+(?:since|because|as|given that)\s", re.IGNORECASE)  # a reason after the answer
 _ANCHOR = re.compile(r"\banswer\b", re.IGNORECASE)
 _ANCHOR_GAP = re.compile(r"[ \t*:=]*(?:(?:is|are|was|equals)\b[ \t*:=]*)?", re.IGNORECASE)
 _ANCHOR_REACH = 30  # characters between "answer" and its value
@@ -192,18 +202,30 @@ def joined_tail(text: str, units: list[Unit]) -> str:
     return ", ".join(u.content for u in units[k:])
 
 
-def final_sentence(masked: str) -> tuple[int, int] | None:
-    """(start, end) of the final sentence of a masked text (see _masked), trailing punctuation excluded;
-    None when that sentence is a question."""
-    end = len(masked.rstrip())
-    if end and masked[end - 1] == "?":
-        return None
-    if end and masked[end - 1] in ".!":
-        end -= 1
-    start = 0
-    for m in _SENTENCE_END.finditer(masked, 0, end):
+def sentences(masked: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank sentence of a masked text (see _masked), in order, its end mark included."""
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(masked):
+        if masked[start:m.end()].strip():
+            out.append((start, m.end()))
         start = m.end()
-    return start, end
+    if masked[start:].strip():
+        out.append((start, len(masked)))
+    return out
+
+
+def final_sentence(masked: str) -> tuple[int, int] | None:
+    """(start, end) of the final sentence that states something, trailing punctuation excluded: asides at the end
+    (ASIDE: "Check: ...", "Note ...", a parenthesis) are passed over. None when that sentence is a question."""
+    for start, end in reversed(sentences(masked)):
+        text = masked[start:end].rstrip()
+        if text.endswith("?"):
+            return None
+        if ASIDE.match(text):
+            continue
+        end = start + len(text) - (text[-1:] in ".!")
+        return start, end
+    return None
 
 
 # ---------------------------------------------------------------- the rules
@@ -250,6 +272,7 @@ def _answer_is_spans(text: str) -> Extraction | None:
     spans = math_spans(said)
     if spans:
         return Extraction(joined_tail(said, spans), "answer_is")
+    said = _REASON.split(said, maxsplit=1)[0]  # "3, since 3 > 2" states 3
     return Extraction(said.strip().strip("$ *").rstrip("."), "answer_is")  # also **bold** markers
 
 
@@ -274,7 +297,10 @@ def _final_sentence(text: str) -> Extraction | None:
     if bounds is None or _DOUBT.search(masked, *bounds):
         return None
     inside = [s for s in spans if s.start >= bounds[0] and s.end <= bounds[1]]
-    return Extraction(joined_tail(text, inside), "sentence") if inside else None
+    if inside:
+        return Extraction(joined_tail(text, inside), "sentence")
+    numbers = list(_NUMBER.finditer(masked, *bounds))
+    return Extraction(numbers[-1].group().rstrip(","), "sentence") if numbers else None
 
 
 def _last_number(text: str) -> Extraction | None:

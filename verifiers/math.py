@@ -18,8 +18,9 @@ string. The rules, in the order they are tried:
    are not told apart: `5 km` = `5 m` = `5`.
 1. **Plain numbers** (integers, with or without thousands separators, decimals, scientific
    notation, a trailing `%` or `\\%`, a leading `$`) compare numerically, within a relative
-   tolerance `rel_tol` (default 1e-6). `1,000` = `1000` = `1e3`; `0.5` = `.5`; `50\\%` = `50`, and so
-   `28 percent` = `28` but never `0.28` (`0.5` is not `50\\%`).
+   tolerance `rel_tol` (default 1e-6) of the reference, with no absolute floor; two integers only
+   exactly (`2598961` is not `2598960`, `2e-7` is not `1e-7`). `1,000` = `1000` = `1e3`; `0.5` = `.5`;
+   `50\\%` = `50`, and so `28 percent` = `28` but never `0.28` (`0.5` is not `50\\%`).
    No sympy is involved, so this path is fast (the embedded task's answers all take it).
 2. **Multiple choice**: a reference that is a single letter A-E (optionally in parentheses)
    matches the same letter, case-insensitive: `(B)`, `B`, `b)`, `\\text{(B)}`.
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from verifiers.base import VerificationResult
@@ -69,6 +71,11 @@ from verifiers.steps import check_equation
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
+_CHOICE_WITH_VALUE = re.compile(r"^\(([A-Ea-e])\)\s*(?!(?:or|and)\b)[^()\s]")  # `(D) 12`: the letter, then its
+# value; not `(B) or (C)`, `(B) (C)`
+_BOUND = re.compile(r"\b(?:or more|or less|or fewer|at least|at most|more than|less than|fewer than|greater than)\b"
+                    r"|^\s*(?:\\geq|\\leq|\\neq|<|>)", re.IGNORECASE)  # a bound, not a value
+_MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}")
 PROSE_METHODS = frozenset({"anchored", "sentence"})  # answers read from running text, not a box or a marker
 
 _SPACING = re.compile(r"\\(left|right|!|,|;|:|displaystyle)")
@@ -212,17 +219,25 @@ def normalize(s: str) -> str:
     return s
 
 
-def plain_number(s: str) -> float | None:
-    """'1,000' '50\\%' '$3.50' '1e3' -> float; None when s is not a plain number."""
+def plain_number(s: str) -> Decimal | None:
+    """'1,000' '50\\%' '$3.50' '1e3' -> its exact decimal value; None when s is not a plain number."""
     t = s.replace(" ", "").replace("\\%", "").rstrip("%").lstrip("\\$").lstrip("$")
     if _THOUSANDS.match(t):
         t = t.replace(",", "")
-    if not _PLAIN_NUMBER.match(t):
+    if not _PLAIN_NUMBER.match(t) or len(t) > 100:
         return None
     try:
-        return float(t)
-    except (OverflowError, ValueError):
+        return Decimal(t)
+    except ArithmeticError:
         return None
+
+
+def same_number(a: Decimal, b: Decimal, rel_tol: float) -> bool:
+    """Two integers are equal only exactly (2598961 is not 2598960, however large); otherwise within rel_tol of
+    the reference's magnitude, with no absolute floor (2e-7 is not 1e-7)."""
+    if a == a.to_integral_value() and b == b.to_integral_value():
+        return a == b
+    return abs(a - b) <= Decimal(str(rel_tol)) * abs(b)
 
 
 def container_kind(s: str) -> str | None:
@@ -285,6 +300,17 @@ def relations_as_sets(gold: list, pred: list) -> tuple[list, list]:
     return gold, pred
 
 
+def is_matrix(expr: Any) -> bool:
+    """A sympy matrix, or a relation with one on a side (`\\begin{vmatrix}...\\end{vmatrix} = 3` is its value's)."""
+    from sympy import MatrixBase
+    from sympy.core.relational import Relational
+
+    if isinstance(expr, Relational):
+        return True  # a determinant written equal to its value: the value is what is compared
+    return isinstance(expr, MatrixBase) or getattr(expr, "is_Matrix", False) or type(expr).__name__ == "Determinant" \
+        or any(isinstance(a, MatrixBase) for a in getattr(expr, "args", ()))
+
+
 def equation_in_unknowns(expr: Any) -> bool:
     """An equation to solve rather than a value: its left side holds variables and is not a name
     (`2x + 3 = 7`, `x^2 = 4`; not `x = 3`, `f(2) = 7`, `3 + 4 = 7`)."""
@@ -320,13 +346,15 @@ class MathVerifier:
                                       f"answer longer than {self.max_chars} characters")
         a, b = plain_number(answer), plain_number(gold)
         if a is not None and b is not None:
-            return self._verdict(abs(a - b) <= self.rel_tol * max(1.0, abs(b)), found.answer, "numeric")
+            return self._verdict(same_number(a, b, self.rel_tol), found.answer, "numeric")
         choice = _CHOICE.match(gold)
         if choice:
-            got = _CHOICE.match(answer)
+            got = _CHOICE.match(answer) or _CHOICE_WITH_VALUE.match(answer)
             return self._verdict(bool(got) and got.group(1).upper() == choice.group(1).upper(), found.answer, "choice")
         if _text_key(answer) == _text_key(gold):
             return self._verdict(True, found.answer, "text")
+        if b is not None and _BOUND.search(answer):
+            return self._verdict(False, found.answer, "a bound (at least 3, \\geq 3) is not a value")
         kinds = container_kind(answer), container_kind(gold)
         if None not in kinds and kinds[0] != kinds[1]:
             return self._verdict(False, found.answer, f"a {kinds[0]} never equals a {kinds[1]}")
@@ -351,6 +379,9 @@ class MathVerifier:
             return VerificationResult(self.wrong_score, False, "parse_error", raw, "answer did not parse")
         if not gold_p:
             return self._verdict(False, raw, "reference did not parse; text differs")
+        for side, text, parsed in (("answer", answer, pred_p), ("reference", gold, gold_p)):
+            if _MATRIX.search(text) and not is_matrix(parsed[0]):  # a stray entry read in its place
+                return VerificationResult(self.wrong_score, False, "parse_error", raw, f"the {side}'s matrix did not parse")
         try:
             if prose and equation_in_unknowns(pred_p[0]) and not is_relation(gold_p[0]):
                 return self._verdict(False, raw, "an equation in unknowns from running text is not a value")

@@ -50,6 +50,8 @@ EQUIVALENT = [  # (response, reference)
     ("\\boxed{x \\ge 5}", "x>=5"), ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "\\{1,2,3\\}"), ("\\boxed{28 percent}", "28\\%"),
     ("\\boxed{\\begin{vmatrix}2&1\\\\1&2\\end{vmatrix} = 3}", "3"), ("\\boxed{1,000.99€}", "1000.99"),
     ("\\boxed{\\begin{bmatrix} \\frac12 & x \\\\ 0 & 1 \\end{bmatrix}}", "\\begin{pmatrix}0.5&x\\\\0&1\\end{pmatrix}"),
+    ("\\boxed{12.0}", "12"), ("\\boxed{1e3}", "1,000"), ("\\boxed{\\textbf{(D) } 12}", "D"), ("So the total is 12.", "12"),
+    ("The answer is 3, since 3 > 2.", "3"),
 ]
 DIFFERENT = [
     ("\\boxed{0.33}", "\\frac{1}{3}"), ("\\boxed{0.5}", "50\\%"), ("\\boxed{(1,2)}", "(2,1)"),
@@ -59,6 +61,11 @@ DIFFERENT = [
     ("I tried $12$ and $13$ but I am not sure.", "13"), ("<think>\\boxed{7}</think>", "7"), ("\\boxed{x > 5}", "[5, \\infty)"),
     ("\\boxed{x \\geq 5}", "x > 5"), ("\\boxed{1}, \\boxed{2}", "\\{1,2,3\\}"), ("\\boxed{28 percent}", "0.28"),
     ("\\boxed{1,000.99€}", "1000.98"), ("\\boxed{(2,2)}, \\boxed{(2,6)}", "(2,2),(6,2)"),
+    # integers exactly, no absolute floor; bounds are not values; a matrix that does not parse is no answer
+    ("\\boxed{2598961}", "2598960"), ("\\boxed{1,048,577}", "1048576"), ("\\boxed{2e-7}", "1e-7"),
+    ("\\boxed{3 \\text{ or more}}", "3"), ("\\boxed{\\geq 3}", "3"), ("The answer is at least $5$.", "5"),
+    ("\\boxed{\\begin{pmatrix} a & 2b \\\\ c & d \\end{pmatrix}}", "\\begin{pmatrix} a & 2c \\\\ b & d \\end{pmatrix}"),
+    ("So $x = 3$.\nCheck: $3 + 1 = 4$.", "4"), ("The answer is (B) or (C).", "B"),
 ]
 
 
@@ -80,7 +87,7 @@ def test_different(math_verifier, response, reference):
 
 
 @pytest.mark.parametrize("response,status", [
-    ("7", "no_answer"), ("\\boxed{)(}", "parse_error"), ("\\boxed{" + "1" * 100_000 + "}", "parse_error"),
+    ("<think>7", "no_answer"), ("\\boxed{)(}", "parse_error"), ("\\boxed{" + "1" * 100_000 + "}", "parse_error"),
     ("\\boxed{9^{9^{9^9}}}", "timeout"),
     ("\\boxed{" + "(" * 300 + "1" + ")" * 300 + "}", "parse_error"),
 ])
@@ -90,7 +97,9 @@ def test_statuses(math_verifier, response, status):
 
 
 def test_options_change_behaviour():
-    assert not get_verifier("math").verify("it is 12", "12").correct
+    assert not get_verifier("math", extraction="strict").verify("it is 12", "12").correct
+    assert get_verifier("math", extraction="strict", fallback="last_number").verify("it is 12", "12").correct
+    assert get_verifier("math").verify("it is 12", "12").correct  # lenient: the final sentence's number
     assert get_verifier("math", fallback="last_number").verify("it is 12", "12").correct
     assert get_verifier("math").verify("Answer $9$", "9").correct  # lenient extraction by default
     assert get_verifier("math", extraction="strict").verify("Answer $9$", "9").status == "no_answer"

@@ -18,11 +18,8 @@ _spec.loader.exec_module(math_pairs)
 PAIRS = math_pairs.PAIRS
 
 # Equal pairs the lenient verifier misses, and why. Everything else in PAIRS must agree.
-KNOWN_MISSES = {
-    "She had 12 apples and bought 5 more, so she has 17 apples.":
-        "no box, no marker and no math span; taking a bare number from prose is what lenient must not do",
-}
-LENIENT_AGREEMENT = 0.99  # 183 of 184 at the time of writing
+KNOWN_MISSES: dict[str, str] = {}  # none at the time of writing (184 of 184)
+LENIENT_AGREEMENT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +57,26 @@ def test_strict_calls_only_the_cases_lenient_exists_for_equal(strict):
     }
 
 
+_review_spec = importlib.util.spec_from_file_location("math_pairs_review", PAIRS_FILE.with_name("math_pairs_review.py"))
+math_pairs_review = importlib.util.module_from_spec(_review_spec)
+_review_spec.loader.exec_module(math_pairs_review)
+REVIEW_FALSE_POSITIVES = {  # unequal review cases the default still calls equal, and why they stay
+    "\\boxed{5 \\text{ km}}": "units are not told apart (5 km = 5 m = 5): stripping them is what 1,000.99m² = 1000.99 needs",
+    "\\boxed{5}\n\nWait, that's wrong. Let me redo it: the sum is actually $6$.":
+        "a correction after the box, with no new box: every judge compared takes the box",
+}
+
+
+def test_the_reviewers_cases_agree_but_for_two_stated_false_positives(lenient):
+    """benchmarks/math_pairs_review.py: 316 unambiguous cases written blind by a reviewer (87.0 % then, 17 false
+    positives); 95.3 % after the fixes they prompted (module docstring)."""
+    pairs = math_pairs_review.PAIRS
+    misses = [(r, g, e) for r, g, e, _ in pairs if lenient.verify(r, g).correct != e]
+    false_positives = {r for r, _, e in misses if not e}
+    assert false_positives <= set(REVIEW_FALSE_POSITIVES), false_positives
+    assert 1 - len(misses) / len(pairs) >= 0.95, misses
+
+
 def test_lenient_agrees_on_the_pairs_but_for_the_known_misses(lenient):
     misses = [p for p in PAIRS if lenient.verify(p.response, p.reference).correct != p.equal]
     assert {p.response for p in misses} <= set(KNOWN_MISSES), [(p.response, p.reference) for p in misses]
@@ -79,7 +96,11 @@ def test_lenient_agrees_on_the_pairs_but_for_the_known_misses(lenient):
     ("I tried 12 and 13 but I am not sure", None, None), ("I tried $12$ and $13$ but I am not sure.", None, None),
     ("Is it $5$?", None, None), ("Maybe it is $5$.", None, None), ("So $x = 5$ is impossible.", None, None),
     ("So $x = 2$ or $x = 3$.", "x = 2, x = 3", "sentence"),
-    ("The book costs $3.50 and the pen $1.50, so 5 dollars.", None, None),  # prices, not math
+    ("The book costs $3.50 and the pen $1.50, so 5 dollars.", "5", "sentence"),  # prices, not math: the number
+    ("So $x = 3$.\nCheck: $3 + 1 = 4$.", "x = 3", "sentence"),  # a closing check is passed over
+    ("So there are $12$ apples. (Compare the $9$ we started with.)", "12", "sentence"),  # and a parenthesis
+    ("So the total is 12.", "12", "sentence"), ("The answer is at least $5$.", None, None),
+    ("So there are $12$ apples, $3$ more than Tom's $9$.", None, None),  # a bound in the final sentence
     ("\\boxed{1}, \\boxed{2}, and \\boxed{3}", "1, 2, 3", "boxes"),
     ("\\boxed{(2, 2)} \\text{ and } \\boxed{(6, 2)}", "(2, 2), (6, 2)", "boxes"),
     ("$\\boxed{-\\frac12}$ or $\\boxed{\\frac12}$", "-\\frac12, \\frac12", "boxes"),
