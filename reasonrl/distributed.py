@@ -185,6 +185,17 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if type(m).__name__.endswith(("DecoderLayer", "Block"))]
 
 
+def broadcast_weights(model: torch.nn.Module, d: Dist) -> None:
+    """Rank 0's weights (and buffers) on every rank, in place, before sharding: after a stage every rank ran alone
+    (the SFT stage), float noise (CUDA atomics) must not leave the ranks with different models. Identity on one
+    process."""
+    if not d.enabled:
+        return
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            tdist.broadcast(t, src=0)
+
+
 def shard(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
     """FSDP2 over d's ranks, in place (idempotent): each decoder layer, then the root. On CUDA, bf16 compute
     with fp32 gradient reduction. FSDP averages gradients over ranks; a loss multiplied by `d.grad_scale`

@@ -153,6 +153,8 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
     if auto.gradient_checkpointing:  # non-reentrant: gradients reach adapters even when the embeddings are frozen
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     stage_metrics = sft(policy, tokenizer, cfg)  # before any copy is made: every reference is the SFT model
+    if stage_metrics:
+        distributed.broadcast_weights(policy, d)  # every rank ran the stage on the whole set: rank 0's result
     ref = reference_of(policy) if cfg.algorithm.kl_coef > 0 else None  # no reference when it is unused
     prm = None
     if cfg.prm.enabled and cfg.prm.source == "implicit":
@@ -378,7 +380,9 @@ def step_scores(cfg: Config) -> StepScores | None:
 def sft(policy: torch.nn.Module, tokenizer, cfg: Config) -> dict:
     """The SFT stage on verified traces (trainer.sft_path), in place, before build() copies the policy into the KL
     reference, the PRM and the PRM's reference (PRIME starts all three from the SFT model). It runs again when a
-    run resumes: the frozen references are not checkpointed, and the stage is deterministic (its own generator)."""
+    run resumes: the frozen references are not checkpointed, and the stage is deterministic (its own generator).
+    Under torchrun every rank runs it on the whole trace set, unsharded (not data-parallel: the stage is small
+    beside RL), and build() then gives every rank rank 0's weights."""
     t = cfg.trainer
     if not t.sft_path:
         return {}
@@ -400,7 +404,7 @@ def run_stages(p: Parts, cfg: Config, logger: RunLogger) -> None:
     if cfg.prm.warmstart and p.process.prm is not None:
         m = prm_warmstart(p.process.prm, p.tokenizer, cfg.prm.warmstart, epochs=cfg.prm.warmstart_epochs,
                           batch_rows=64, generator=torch.Generator().manual_seed(cfg.trainer.seed + 3),
-                          pad_id=p.engine.pad_id)
+                          pad_id=p.engine.pad_id, dist=p.dist)
         logger.print(f"PRM warm start: {m['prm_warmstart/rows']} value targets, loss "
                      f"{m['prm_warmstart/first_loss']:.3f} -> {m['prm_warmstart/last_loss']:.3f}")
 

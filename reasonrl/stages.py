@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from reasonrl.batching import collate
+from reasonrl.distributed import Dist
 from reasonrl.types import Record, Rollout, RolloutGroup
 
 
@@ -71,17 +72,25 @@ def sft_stage(policy: torch.nn.Module, tokenizer, path: str, *, epochs: int, lr:
 
 
 def prm_warmstart(prm, tokenizer, path: str, *, epochs: int, batch_rows: int, generator: torch.Generator,
-                  pad_id: int) -> dict:
+                  pad_id: int, dist: Dist = Dist()) -> dict:
+    """dist: under torchrun each rank fits its contiguous share of every batch (the PRM's loss normaliser and
+    metrics are the whole batch's, as in RL); a last batch with fewer rows than ranks joins the one before."""
     rows = read_rows(path, ("prompt", "prefix", "target"))
     rows = [r for r in rows if r["prefix"]]
+    if len(rows) < dist.world:
+        raise ValueError(f"{path}: {len(rows)} value targets for {dist.world} ranks; every rank needs one")
     groups = _groups(tokenizer, [(r["prompt"], r["prefix"]) for r in rows], eos=False)
     targets = torch.tensor([float(r["target"]) for r in rows])
 
     def batches():
         for _ in range(epochs):
             order = torch.randperm(len(groups), generator=generator)
-            for start in range(0, len(order), batch_rows):
-                idx = order[start:start + batch_rows]
+            starts = list(range(0, len(order), batch_rows))
+            if len(starts) > 1 and len(order) - starts[-1] < dist.world:
+                starts.pop()  # too few rows left for every rank: they join the batch before
+            for start, end in zip(starts, [*starts[1:], len(order)]):
+                lo, hi = dist.share(end - start)
+                idx = order[start:end][lo:hi]
                 yield collate([groups[i] for i in idx.tolist()], pad_id), targets[idx]
 
     losses = prm.warmstart(batches())

@@ -72,10 +72,6 @@ def check_world(cfg: Config, world: int) -> list[str]:
     if cfg.prm.enabled:
         p.need(cfg.prm.loss == "ce", "prm.loss", cfg.prm.loss,
                f"only the separable CE loss spans ranks for now (this job has {world}): use prm.loss=ce")
-    p.need(not cfg.trainer.sft_path, "trainer.sft_path", cfg.trainer.sft_path,
-           "the SFT stage runs on one process for now: run it alone (trainer.steps=0), then torchrun from its checkpoint")
-    p.need(not cfg.prm.warmstart, "prm.warmstart", cfg.prm.warmstart,
-           "the PRM warm start runs on one process for now: run it alone (trainer.steps=0), then torchrun from it")
     r = cfg.rollout
     p.need(r.engine != "vllm", "rollout.engine", r.engine,
            "vLLM engines under torchrun (one per rank) are not built yet: use rollout.engine=hf, or one process")

@@ -205,6 +205,35 @@ def test_killed_rank_ends_the_job_named_and_the_run_resumes_exactly_at_two_and_a
     assert rel(one[2]["loss"], a[2]["loss"]) < 1e-3 and one[2]["tokens/generated"] == a[2]["tokens/generated"]
 
 
+def stage_files(root: Path) -> tuple[Path, Path]:
+    """sft.jsonl (verified traces) and values.jsonl (value targets per prefix), as search collection writes them:
+    66 rows each, so a batch of 64 and a tail of 2 (one row per rank)."""
+    import random
+
+    rng = random.Random(0)
+    sft, values = [], []
+    for _ in range(66):
+        a, b, c = rng.randint(1, 30), rng.randint(1, 30), rng.randint(1, 30)
+        prompt, lines = f"Compute: {a}+{b}-{c}\n", [f"{a}+{b}={a + b}", f"{a + b}-{c}={a + b - c}"]
+        sft.append({"prompt": prompt, "response": "\n".join(lines) + f"\n\\boxed{{{a + b - c}}}"})
+        values.append({"prompt": prompt, "prefix": lines[0] + "\n", "target": rng.random()})
+    paths = root / "sft.jsonl", root / "values.jsonl"
+    for path, data in zip(paths, (sft, values)):
+        path.write_text("".join(json.dumps(r) + "\n" for r in data))
+    return paths
+
+
+def test_the_sft_stage_and_the_prm_warm_start_at_two_ranks_reproduce_one_process(tmp_path, worst):
+    """Every rank runs the SFT stage on all traces (then rank 0's weights are everyone's); the warm start fits
+    each rank's share of every batch with the whole batch's normaliser. Both then train as on one process."""
+    sft, values = stage_files(tmp_path)
+    args = ["trainer.steps=2", "checkpoint.every=1", f"trainer.sft_path={sft}", "trainer.sft_lr=1e-3",
+            "prm.enabled=true", "algorithm.advantage=prime", "prm.lr=1e-3", f"prm.warmstart={values}",
+            "prm.warmstart_epochs=2"]
+    one, many = one_process(tmp_path, "one_stages", args), two_ranks(tmp_path, "two_stages", args)
+    compare(one, many, worst)
+
+
 def test_share_splits_the_global_batch_in_rank_order():
     for world in (1, 2, 3):
         spans = [Dist(rank=r, world=world).share(8) for r in range(world)]
@@ -215,11 +244,13 @@ def test_share_splits_the_global_batch_in_rank_order():
 
 def test_what_several_ranks_cannot_do_yet_is_a_config_error():
     cfg = load(["model.lora.rank=4", "rollout.seeding=batch", "prm.enabled=true", "prm.loss=dpo",
-                "algorithm.advantage=prime", "rollout.prompts_per_step=1", "rollout.engine=vllm"])
+                "algorithm.advantage=prime", "rollout.prompts_per_step=1", "rollout.engine=vllm",
+                "trainer.sft_path=sft.jsonl", "prm.warmstart=values.jsonl"])
     assert check_world(cfg, 1) == []
     problems = "\n".join(check_world(cfg, 2))
     for key in ("model.lora.rank", "rollout.seeding", "prm.loss", "rollout.prompts_per_step", "rollout.engine"):
         assert key in problems, key
+    assert "sft_path" not in problems and "warmstart" not in problems  # the stages run at any number of ranks
 
 
 def test_evaluate_splits_problems_across_ranks_and_reports_the_one_process_table(tmp_path):
