@@ -155,14 +155,23 @@ class ImplicitPRM:
     def _backward_pairwise(self, batch, acc, ref) -> tuple[torch.Tensor, float]:
         """Losses that couple rows: a no-grad pass gives every score, autograd gives dL/ds, then each
         micro-batch back-propagates s * dL/ds (the exact gradient without a whole-batch graph)."""
+        d = self.dist
         phi = self.logp(batch)
         leaf = sequence_logit(phi - ref, batch.loss_mask, self.beta).requires_grad_(True)
-        loss = self.loss_fn(leaf, acc, batch.group_ids)
+        if d.enabled:  # a mean over every rank's pairs (groups never span ranks): this rank's sum / all pairs
+            pairs = self.loss_fn.pairs(leaf, acc, batch.group_ids)
+            loss = pairs.sum() / max(d.sum(len(pairs)), 1)
+        else:
+            loss = self.loss_fn(leaf, acc, batch.group_ids)
         (grad,) = torch.autograd.grad(loss, leaf)
         self.model.train()
-        for rows in self.forward.split(batch):
+        splits = self.forward.split(batch)
+        for _ in range(int(d.max(len(splits))) - len(splits)):  # sharded: as many micro-batches as every rank
+            self.forward.padding_pass(self.model, batch.select(splits[0]))
+        for rows in splits:
             _, s = self._scores(batch.select(rows), ref, rows)
-            (s * grad[rows].to(s.device)).sum().backward()
+            term = (s * grad[rows].to(s.device)).sum()
+            (term * d.grad_scale if d.enabled else term).backward()
         return phi, loss.item()
 
     # ------------------------------------------------------------------ state

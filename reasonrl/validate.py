@@ -70,8 +70,8 @@ def check_world(cfg: Config, world: int) -> list[str]:
     p.need(cfg.rollout.seeding != "batch", "rollout.seeding", cfg.rollout.seeding,
            "several ranks need per-prompt seeds (a group's samples must not depend on its rank): use auto or prompt")
     if cfg.prm.enabled:
-        p.need(cfg.prm.loss == "ce", "prm.loss", cfg.prm.loss,
-               f"only the separable CE loss spans ranks for now (this job has {world}): use prm.loss=ce")
+        p.need(cfg.prm.loss in ("ce", "dpo"), "prm.loss", cfg.prm.loss,
+               f"only the built-in losses span ranks (this job has {world}): use prm.loss=ce or dpo")
     r = cfg.rollout
     p.need(r.engine != "vllm", "rollout.engine", r.engine,
            "vLLM engines under torchrun (one per rank) are not built yet: use rollout.engine=hf, or one process")

@@ -35,6 +35,8 @@ VARIANTS = {
     "kl": ["trainer.steps=3", "checkpoint.every=1", "algorithm.kl_coef=0.01"],
     "prime_step": ["trainer.steps=3", "checkpoint.every=1", "prm.enabled=true", "algorithm.advantage=prime",
                    "prm.lr=1e-3", "prm.granularity=step", "prm.shaping=clip_delta"],
+    "prime_dpo": ["trainer.steps=3", "checkpoint.every=1", "prm.enabled=true", "algorithm.advantage=prime",
+                  "prm.lr=1e-3", "prm.loss=dpo"],
 }
 STATS = ("loss", "pg_loss", "kl", "entropy", "grad_norm", "reward/mean", "accuracy/train", "adv/mean", "adv/std",
          "prm/loss", "prm/grad_norm", "prm/accuracy", "tokens/generated", "groups/kept")
@@ -243,7 +245,7 @@ def test_share_splits_the_global_batch_in_rank_order():
 
 
 def test_what_several_ranks_cannot_do_yet_is_a_config_error():
-    cfg = load(["model.lora.rank=4", "rollout.seeding=batch", "prm.enabled=true", "prm.loss=dpo",
+    cfg = load(["model.lora.rank=4", "rollout.seeding=batch", "prm.enabled=true", "prm.loss=my_plugin_loss",
                 "algorithm.advantage=prime", "rollout.prompts_per_step=1", "rollout.engine=vllm",
                 "trainer.sft_path=sft.jsonl", "prm.warmstart=values.jsonl"])
     assert check_world(cfg, 1) == []

@@ -117,13 +117,22 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean())
 
 
-def group_dpo_loss(scores: torch.Tensor, acc: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
-    """Trajectory DPO over every (correct, incorrect) pair inside each group: mean of -log sigmoid(s+ - s-).
-    scores (N,) are sequence scores (beta * sum q); groups with no pair contribute nothing."""
-    losses = []
+def group_dpo_pairs(scores: torch.Tensor, acc: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """(P,) -log sigmoid(s+ - s-) of every (correct, incorrect) pair inside each group (P may be 0)."""
+    losses = [scores[:0]]  # empty, but on the graph: a rank with no pair still has a (zero) gradient
     for g in torch.unique(group_ids):
         rows = group_ids == g
         pos, neg = scores[rows & acc.bool()], scores[rows & ~acc.bool()]
         if len(pos) and len(neg):
             losses.append(pairwise_dpo_losses(pos, neg))
-    return torch.cat(losses).mean() if losses else scores.sum() * 0.0
+    return torch.cat(losses)
+
+
+def group_dpo_loss(scores: torch.Tensor, acc: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """Trajectory DPO over every (correct, incorrect) pair inside each group: mean of -log sigmoid(s+ - s-).
+    scores (N,) are sequence scores (beta * sum q); groups with no pair contribute nothing."""
+    pairs = group_dpo_pairs(scores, acc, group_ids)
+    return pairs.mean() if len(pairs) else scores.sum() * 0.0
+
+
+group_dpo_loss.pairs = group_dpo_pairs  # per-pair terms: a mean over several ranks' pairs (reasonrl/prm.py)
