@@ -83,7 +83,7 @@ def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
     settings = MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens,
                             step_split=step_split(cfg),
                             max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations,
-                            widen=s.widen)
+                            widen=s.widen, dead_retries=s.dead_retries)
     return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
                    cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed))
 

@@ -7,7 +7,12 @@ One simulation per active problem per round:
 3. otherwise expand it: k candidate next steps from one engine call shared by every problem's leaf,
    each child scored by the value function (one batched call), each child's value backed up to the root.
 A problem stops when its token budget cannot pay for another expansion, after `max_simulations`, or
-when an answer's value reaches `end_gate`. The answer is the most-visited path (or the best-valued
+when an answer's value reaches `end_gate`.
+
+Dead ends (value functions marked `exact`, whose 0 is certain: the step verifier): a node valued 0 is dead,
+selection never enters it, and a node whose children are all dead is expanded again for other steps
+(up to `dead_retries` times), then is dead itself. Without this the search spends its budget under a
+wrong first step: every descendant of a prefix with a wrong step is worth 0, and PUCT keeps descending. The answer is the most-visited path (or the best-valued
 finished node), finished greedily within whatever budget is left if it stops short of an answer.
 """
 from __future__ import annotations
@@ -52,13 +57,30 @@ class MCTSSettings:
     answer: str = "visits"  # visits (most-visited path) | value (best-valued finished node)
     widen: int = 1  # most expansions of one node: 1 is ReST-MCTS* (once); more re-expands a node on the path
     # to a finished leaf instead of revisiting it, adding any new distinct steps (progressive widening)
+    dead_retries: int = 16  # exact values only: re-expansions of a node whose every child is a dead end
 
 
 def select(root: Node, score: Callable[[Node, int, float], float], c: float) -> Node:
+    """Down the live children by `score` to a leaf, or to a node whose every child is dead."""
     node = root
     while node.children:
-        node = max(node.children, key=lambda ch: score(ch, node.visits, c))
+        live = [ch for ch in node.children if not ch.dead]
+        if not live:
+            return node
+        node = max(live, key=lambda ch: score(ch, node.visits, c))
     return node
+
+
+def dead_end(node: Node, retries: int) -> bool:
+    """A node whose children are all dead and that may not be expanded again is dead, and so, in turn, may be its
+    ancestors; True when `node` died."""
+    if not node.children or any(not ch.dead for ch in node.children) or node.expansions <= retries:
+        return False
+    while node is not None and node.children and all(ch.dead for ch in node.children) \
+            and node.expansions > retries:
+        node.dead = True
+        node = node.parent
+    return True
 
 
 def widenable(leaf: Node, widen: int) -> Node | None:
@@ -72,20 +94,22 @@ def widenable(leaf: Node, widen: int) -> Node | None:
 
 
 def choose(root: Node, how: str) -> Node:
+    """The answer node (live ones first: a dead end is known wrong)."""
     finished = [n for n in root.nodes() if n.terminal]
     if how == "value" and finished:
-        return max(finished, key=lambda n: (n.q, n.visits))
+        return max(finished, key=lambda n: (not n.dead, n.q, n.visits))
     node = root
     while node.children:
-        node = max(node.children, key=lambda ch: (ch.visits, ch.q))
-    if not node.terminal and finished:  # the most-visited path stops short: take the best finished answer
-        return max(finished, key=lambda n: (n.visits, n.q))
+        node = max(node.children, key=lambda ch: (not ch.dead, ch.visits, ch.q))
+    if (not node.terminal or node.dead) and finished:  # stops short, or at a dead end: the best finished answer
+        return max(finished, key=lambda n: (not n.dead, n.visits, n.q))
     return node
 
 
 def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
          generator: torch.Generator) -> list[SearchResult]:
     score = SELECTIONS.get(s.selection)
+    exact = getattr(value_fn, "exact", False)  # a 0 is certain: dead ends are pruned
     roots = [Node() for _ in records]
     budgets = [Budget(budget) for _ in records]
     sims = [0] * len(records)
@@ -97,7 +121,10 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
         for i in sorted(active):
             leaf = select(roots[i], score, s.c)
             sims[i] += 1
-            if leaf.terminal:
+            if leaf.children:  # every child a dead end: other steps, unless its retries are spent
+                if not dead_end(leaf, s.dead_retries):
+                    jobs.append((i, leaf))
+            elif leaf.terminal:
                 again = widenable(leaf, s.widen)
                 (jobs.append((i, again)) if again is not None else revisit.append((i, leaf)))
             else:
@@ -112,10 +139,13 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
         for (i, ch), v in zip(flat, values):
             budgets[i].used += ch.value_tokens
             ch.score = v
+            ch.dead = exact and v == 0
             backup(ch, v)
         for i in list(active):
             gate = any(n.terminal and n.score is not None and n.score >= s.end_gate for n in roots[i].nodes())
-            stuck = all(n.terminal or (n.children and n.expansions >= s.widen) for n in roots[i].nodes())
+            stuck = roots[i].dead or all(n.terminal or n.dead or (n.children and n.expansions >= s.widen
+                                                                   and not all(ch.dead for ch in n.children))
+                                         for n in roots[i].nodes())
             if budgets[i].remaining < s.branch or sims[i] >= s.max_simulations or gate or stuck:
                 active.discard(i)
     results = []

@@ -64,7 +64,7 @@ def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
     return mcts(ctx.engine, ctx.value_fn, records, budget, MCTSSettings(
         branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, step_split=ctx.step_split,
         max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer,
-        widen=s.widen), ctx.generator)
+        widen=s.widen, dead_retries=s.dead_retries), ctx.generator)
 
 
 NEEDS_VALUE = {"best_of_n", "beam", "mcts"}
@@ -85,6 +85,7 @@ def check_search(s) -> Problems:
     for key in ("branch", "max_simulations", "widen", "beam_width", "step_tokens", "max_depth", "chunk",
                 "problems_per_call"):
         p.need(getattr(s, key) >= 1, f"search.{key}", getattr(s, key), "must be >= 1")
+    p.need(s.dead_retries >= 0, "search.dead_retries", s.dead_retries, "must be >= 0")
     p.need(s.c >= 0, "search.c", s.c, "must be >= 0")
     p.need(0 < s.temperature <= 2, "search.temperature", s.temperature, "must be in (0, 2]")
     p.need(s.collect_size >= 1, "search.collect_size", s.collect_size, "must be >= 1")

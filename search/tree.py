@@ -24,6 +24,7 @@ class Node:
     terminal: bool = False
     expansions: int = 0  # times this node was expanded (> 1 with progressive widening)
     value_tokens: int = 0  # tokens the value function generated to score this node (a rollout), charged to the budget
+    dead: bool = False  # no completion of this prefix can be right (an exact value of 0, or every child dead)
 
     @property
     def q(self) -> float:

@@ -124,7 +124,10 @@ class VerifierValue:
 
 class StepVerifierValue:
     """Value from the verifier's step checks: 0 once a checked step is wrong, a finished prefix also needs the
-    right answer (the outcome verdict), 1 otherwise. step_scores: reasonrl.process.StepScores."""
+    right answer (the outcome verdict), 1 otherwise. step_scores: reasonrl.process.StepScores. Exact: a 0 is
+    certain (no completion of a prefix with a wrong step is right), so MCTS prunes it as a dead end."""
+
+    exact = True
 
     def __init__(self, verifier, step_scores):
         self.verifier, self.step_scores = verifier, step_scores

@@ -200,3 +200,37 @@ def test_step_verifier_value_is_zero_from_the_first_wrong_step(embedded_model_di
     finally:
         pool.close()
     assert got == [1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+# The root's first two steps are wrong (x, y), the third (b) right: with branch 2 the first expansion finds only
+# wrong steps; asked again, the engine continues with b.
+DEAD_OPTIONS = {"": ["x\n", "y\n", "b\n"], "x\n": ["x1\n"], "y\n": ["y1\n"], "b\n": ["\\boxed{42}"]}
+
+
+class ExactValue:
+    """A step-verifier-like value: 0 under a wrong step (x, y), 1 on the right path."""
+
+    exact = True
+
+    def __call__(self, records, nodes):
+        return [0.0 if n.prefix_text().startswith(("x", "y")) else 1.0 for n in nodes]
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_dead_ends_are_pruned_and_their_parent_expanded_again(retries):
+    """Every child of the root is valued 0 by an exact value: without re-expansion (0 retries) the search has
+    nowhere to go and answers from a dead end; with retries the root is expanded again and b -> 42 is found."""
+    out = mcts(ToyEngine(DEAD_OPTIONS), ExactValue(), [toy_record()], 10_000,
+               MCTSSettings(branch=2, max_simulations=20, dead_retries=retries), torch.Generator().manual_seed(0))[0]
+    if retries:
+        assert out.text == "b\n\\boxed{42}" and out.value == 1.0
+    else:
+        assert "42" not in out.text and out.tree["nodes"] <= 6  # nothing explored under the dead steps
+
+
+def test_without_an_exact_value_nothing_is_pruned():
+    value = ExactValue()
+    value.exact = False
+    out = mcts(ToyEngine(DEAD_OPTIONS), value, [toy_record()], 10_000, MCTSSettings(branch=2, max_simulations=20),
+               torch.Generator().manual_seed(0))[0]
+    assert "42" not in out.text and out.text.startswith(("x", "y"))  # it kept descending under a wrong step

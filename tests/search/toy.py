@@ -25,7 +25,8 @@ class ToyEngine:
 
     pad_id = 0
 
-    def __init__(self):
+    def __init__(self, options: dict[str, list[str]] | None = None):
+        self.options = OPTIONS if options is None else options
         self.calls = 0
         self.offset: dict[str, int] = {}
 
@@ -37,7 +38,7 @@ class ToyEngine:
         out = []
         for p in prompts:
             state = p[len(PROMPT):]
-            opts = OPTIONS.get(state, ["\\boxed{0}"])
+            opts = self.options.get(state, ["\\boxed{0}"])
             group, start = [], self.offset.get(state, 0)
             self.offset[state] = start + params.n
             for j in range(start, start + params.n):
