@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -263,7 +264,11 @@ def load(ckpt: Path, *, policy, optimizer, scheduler, sampler, generators: dict[
             raise RuntimeError(f"checkpoint {ckpt} has no PRM state but this run trains a PRM (prm.enabled=true); "
                                f"resume with the run's own config, or start a new run")
         parts = {"policy": (policy, optimizer), **({"prm": (prm.model, prm.optimizer)} if prm is not None else {})}
-        distributed.load_sharded(ckpt / "dcp", parts)
+        try:
+            distributed.load_sharded(ckpt / "dcp", parts)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(f"{ckpt / 'dcp'} was refused: {exc}. Resume from a checkpoint this version of "
+                                  f"reasonrl wrote") from None
         restore_run_state(blob, scheduler, sampler, generators)
         ranks = blob.get("rank_generators") or []
         if len(ranks) == dist.world:  # the same number of ranks: each continues its own streams exactly
@@ -306,6 +311,13 @@ def safe_load(path: Path):
                               f"other than tensors and plain values, which loading would run code to build "
                               f"({why[:200]}). Resume from a checkpoint this version of reasonrl wrote, or start "
                               f"afresh with model.path=<its directory>") from None
+
+
+def before(run_dir: Path, step: int) -> Path | None:
+    """The newest intact checkpoint written at or before `step`, or None."""
+    root = run_dir / "checkpoints"
+    found = [c for c in step_dirs(root) if int(c.name[5:]) <= step] if root.is_dir() else []
+    return next((c for c in found if check_manifest(c) is None), None)
 
 
 def latest(run_dir: Path) -> Path | None:

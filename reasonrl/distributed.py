@@ -20,7 +20,9 @@ the loop skips an update on every rank unless each has rows for every mini-batch
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +263,56 @@ def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return sd.get_model_state_dict(model, options=sd.StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
+_SAFE_GLOBALS = {("torch", "Size"), ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"),
+                 ("pathlib", "PurePosixPath"), ("collections", "OrderedDict")}  # what DCP's metadata holds
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles a DCP .metadata file: DCP's own classes, torch.Size, dtypes, layouts and paths; nothing else."""
+
+    def find_class(self, module: str, name: str):
+        obj = super().find_class(module, name) if "." not in name else None
+        ours = isinstance(obj, type) and module.startswith("torch.distributed.checkpoint.") \
+            and getattr(obj, "__module__", "").startswith("torch.distributed.checkpoint.")
+        if ours or (module, name) in _SAFE_GLOBALS or (module == "torch" and isinstance(obj, torch.dtype)):
+            return obj
+        raise pickle.UnpicklingError(f"the checkpoint's DCP metadata names {module}.{name}, which is not DCP's: "
+                                     f"refused (unpickling it could run code)")
+
+
+def _safe_reader(directory: Path):
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta
+
+    class SafeReader(FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any):
+            with open(Path(self.path) / ".metadata", "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return SafeReader(str(directory))
+
+
+def _SafeLoadPlanner():  # noqa: N802  (a class built on first use: DCP is imported lazily)
+    from torch.distributed.checkpoint import DefaultLoadPlanner
+    from torch.distributed.checkpoint._traverse import set_element
+
+    class SafeLoadPlanner(DefaultLoadPlanner):
+        """DefaultLoadPlanner whose non-tensor items (optimiser hyper-parameters) load with weights_only=True."""
+
+        def load_bytes(self, read_item, value) -> None:
+            item = torch.load(value, weights_only=True)
+            if self.flatten_state_dict:
+                set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], item)
+            else:
+                self.state_dict[read_item.dest_index.fqn] = item
+
+    return SafeLoadPlanner()
+
+
 def _states(parts: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]) -> dict:
     """{"<name>/model": ..., "<name>/optimizer": ...}: each part's state dicts as DCP reads and writes them."""
     sd, state = _state_dict_api(), {}
@@ -279,12 +331,29 @@ def save_sharded(directory: Path, parts: dict[str, tuple[torch.nn.Module, torch.
 
 def load_sharded(directory: Path, parts: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]) -> None:
     """Restore what save_sharded wrote into models and optimizers sharded over any number of ranks (one, too):
-    DCP reshards on load."""
+    DCP reshards on load. Safely: DCP's own reader unpickles .metadata and torch.loads non-tensor items with
+    weights_only=False; here the metadata may only name DCP's own classes and a few torch values, and the items
+    load with weights_only=True (a crafted pickle raises pickle.UnpicklingError, never runs)."""
     import torch.distributed.checkpoint as dcp
 
     sd = _state_dict_api()
     state = _states(parts)
-    dcp.load(state, checkpoint_id=str(directory))
+    from torch.distributed.checkpoint.api import CheckpointException  # a BaseException: turned into an Exception
+
+    quiet = logging.getLogger("torch.distributed.checkpoint.state_dict_loader")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its warnings carry a traceback per failed metadata read
+    try:
+        dcp.load(state, storage_reader=_safe_reader(directory), planner=_SafeLoadPlanner())
+    except CheckpointException as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "refused (unpickling" in ln or "Weights only load failed" in ln), None)
+        if refused is not None:
+            raise pickle.UnpicklingError(refused[refused.rfind("the checkpoint's"):] if "the checkpoint's" in refused
+                                         else refused) from None
+        raise RuntimeError(f"loading the sharded checkpoint {directory} failed: {lines[-1] if lines else exc}") from None
+    finally:
+        quiet.setLevel(level)
     for name, (model, optim) in parts.items():
         sd.set_state_dict(model, optim, model_state_dict=state[f"{name}/model"],
                           optim_state_dict=state[f"{name}/optimizer"])

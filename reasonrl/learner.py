@@ -122,13 +122,32 @@ class Learner:
         return stats
 
     def _step(self, mini: TrainBatch, capture: bool = False) -> dict[str, float]:
-        """One optimizer step on a mini-batch; out of memory, it is retried with half the micro-batch budget."""
-        return faults.halving_retries(lambda: self._attempt(mini, capture), self, self.optimizer, self.dist)
+        """One optimizer step on a mini-batch: the gradients accumulated over micro-batches (out of memory, that
+        is retried with half the micro-batch budget; the optimiser step itself is outside the retry, so it never
+        runs twice), then clipped and applied. A non-finite loss or gradient norm skips the optimiser step (the
+        schedule still advances)."""
+        stats = faults.halving_retries(lambda: self._accumulate(mini, capture), self, self.optimizer, self.dist)
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        if self.max_grad_norm > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        faults.kill_point("update")
+        stepped = faults.finite(self.dist, stats["loss"], grad_norm)
+        if stepped:
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite += 1
+        if self.scheduler is not None:
+            faults.advance(self.scheduler, stepped)
+        stats["grad_norm"] = to_float(grad_norm)
+        stats["lr"] = self.optimizer.param_groups[0]["lr"]
+        return stats
 
-    def _attempt(self, mini: TrainBatch, capture: bool) -> dict[str, float]:
-        """One optimizer step on a mini-batch, accumulating micro-batch gradients. capture: mini.logp_old
-        is filled from each micro-batch's forward (detached) before its loss uses it. A non-finite loss or
-        gradient norm skips the optimiser step (the schedule still advances)."""
+    def _accumulate(self, mini: TrainBatch, capture: bool) -> dict[str, float]:
+        """The mini-batch's gradients, accumulated over micro-batches, and its loss statistics. capture:
+        mini.logp_old is filled from each micro-batch's forward (detached) before its loss uses it."""
         s, d = self.loss, self.dist
         # the whole batch's counts, over every rank: each rank's loss is its share of the global loss
         norm = {"num_tokens": max(d.sum(mini.loss_mask.sum().item()), 1.0), "num_seqs": float(d.sum(mini.num_rows)),
@@ -169,24 +188,7 @@ class Learner:
             stats["entropy"] += masked_sum(entropy.detach(), mask).item() / n_tok
             for k in ("clip_frac", "clip_frac_low", "clip_frac_high"):
                 stats[k] += m[k].item() * share
-        stats = {k: d.sum(v) for k, v in stats.items()}  # shares of global averages: their sum is the average
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        if self.max_grad_norm > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        faults.kill_point("update")
-        stepped = faults.finite(d, stats["loss"], grad_norm)
-        if stepped:
-            self.optimizer.step()
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            self.nonfinite += 1
-        if self.scheduler is not None:
-            faults.advance(self.scheduler, stepped)
-        stats["grad_norm"] = to_float(grad_norm)
-        stats["lr"] = self.optimizer.param_groups[0]["lr"]
-        return stats
+        return {k: d.sum(v) for k, v in stats.items()}  # shares of global averages: their sum is the average
 
 
 def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas, schedule: str,

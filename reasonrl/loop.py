@@ -223,6 +223,7 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
         logger.log_samples(step, sample_rows(rollouts, cfg.logging.samples_per_step))
         stop_on_nonfinite(state, cfg.trainer.max_nonfinite_steps, run_dir)
         if due(step, cfg.checkpoint.every, cfg.trainer.steps):
+            logger.sync()  # the logs up to this step are on disk before the checkpoint that stands for them
             save_checkpoint(p, cfg, state, run_dir)
 
 
@@ -243,11 +244,11 @@ def count_faults(metrics: dict, state: checkpoint.TrainState, logger: RunLogger)
 
 def stop_on_nonfinite(state: checkpoint.TrainState, limit: int, run_dir: Path) -> None:
     """RunStopped after `limit` steps in a row whose updates were non-finite (0: never), naming the checkpoint to
-    resume from: the newest, written before the streak (this step's is not written)."""
+    resume from: the newest intact one from before the streak (this step's is not written)."""
     if limit and state.nonfinite_in_a_row >= limit:
-        good = checkpoint.latest(run_dir)
+        good = checkpoint.before(run_dir, state.step - state.nonfinite_in_a_row)
         where = (f"the last good checkpoint is {good} (step {good.name.removeprefix('step_')})" if good
-                 else "no checkpoint was written before it")
+                 else "no checkpoint from before it is left")
         raise faults.RunStopped(f"{limit} steps in a row (to step {state.step}) had a NaN / inf loss or gradient "
                                 f"and were skipped; {where}. Lower trainer.lr or check the data and reward, then "
                                 f"resume with checkpoint.resume=<that checkpoint>")

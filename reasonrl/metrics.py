@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -125,6 +126,12 @@ class RunLogger:
         tmp.replace(out)
         return out
 
+    def sync(self) -> None:
+        """metrics.jsonl and samples.jsonl on disk (before a checkpoint says their steps are done)."""
+        for f in (self.metrics_file, self.samples_file):
+            f.flush()
+            os.fsync(f.fileno())
+
     def log_samples(self, step: int, samples: list[dict]) -> None:
         for s in samples:
             self.samples_file.write(json.dumps({"step": step, **s}) + "\n")
@@ -203,6 +210,9 @@ class QuietLogger:
         pass
 
     def log_eval(self, step: int, rows: list[dict]) -> None:
+        pass
+
+    def sync(self) -> None:
         pass
 
     def log_samples(self, step: int, samples: list[dict]) -> None:

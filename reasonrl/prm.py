@@ -109,7 +109,8 @@ class ImplicitPRM:
         phi, loss = faults.halving_retries(lambda: backward(batch, acc, ref), self, self.optimizer, self.dist)
         scores = sequence_logit(phi - ref, batch.loss_mask, self.beta)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else 0.0
+        grad_norm = (torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm) if self.max_grad_norm > 0 else
+                     torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
         stepped = faults.finite(self.dist, self.dist.sum(loss), grad_norm)
         if stepped:
             self.optimizer.step()

@@ -41,8 +41,13 @@ def prepare_run_dir(cfg: Config, say=print) -> tuple[Path, Path | None]:
         if resume != "auto":
             raise FileExistsError(f"run directory {run_dir} already holds a run; pass checkpoint.resume=auto to "
                                   f"continue it, or choose another logging.name")
-        say(f"{run_dir} holds a run with no intact checkpoint (stopped before its first): starting it again from "
-            f"step 0")
+        written = checkpoint.step_dirs(run_dir / "checkpoints") if (run_dir / "checkpoints").is_dir() else []
+        if written or (run_dir / "checkpoints" / "latest").is_symlink():
+            raise checkpoint.CheckpointError(
+                f"{run_dir} has checkpoints but none is intact (each one's problem is said above); nothing was "
+                f"changed. Repair or remove them, pass checkpoint.resume=<a checkpoint>, or start another "
+                f"logging.name")
+        say(f"{run_dir} holds a run with no checkpoint (stopped before its first): starting it again from step 0")
         truncate_logs(run_dir, 0)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, ckpt
@@ -66,6 +71,7 @@ def truncate_logs(run_dir: Path, step: int) -> None:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
+    checkpoint.fsync_dir(run_dir)  # the renames too
 
 
 def _row(line: str) -> dict | None:

@@ -16,6 +16,8 @@ from reasonrl.batching import collate
 from reasonrl.distributed import Dist
 from reasonrl.types import Record, Rollout, RolloutGroup
 
+MIN_LAST_BATCH = 8  # the warm start's last batch joins the one before when it is smaller
+
 
 def read_rows(path: str, fields: tuple[str, ...]) -> list[dict]:
     """JSONL rows that carry every field; other rows are skipped and counted in the error if none is left."""
@@ -74,7 +76,8 @@ def sft_stage(policy: torch.nn.Module, tokenizer, path: str, *, epochs: int, lr:
 def prm_warmstart(prm, tokenizer, path: str, *, epochs: int, batch_rows: int, generator: torch.Generator,
                   pad_id: int, dist: Dist = Dist()) -> dict:
     """dist: under torchrun each rank fits its contiguous share of every batch (the PRM's loss normaliser and
-    metrics are the whole batch's, as in RL); a last batch with fewer rows than ranks joins the one before."""
+    metrics are the whole batch's, as in RL). A last batch of fewer than max(8, ranks) rows joins the one before,
+    at any number of ranks up to 8, so the batches (and the fit) do not depend on how many there are."""
     rows = read_rows(path, ("prompt", "prefix", "target"))
     rows = [r for r in rows if r["prefix"]]
     if len(rows) < dist.world:
@@ -86,8 +89,8 @@ def prm_warmstart(prm, tokenizer, path: str, *, epochs: int, batch_rows: int, ge
         for _ in range(epochs):
             order = torch.randperm(len(groups), generator=generator)
             starts = list(range(0, len(order), batch_rows))
-            if len(starts) > 1 and len(order) - starts[-1] < dist.world:
-                starts.pop()  # too few rows left for every rank: they join the batch before
+            if len(starts) > 1 and len(order) - starts[-1] < max(MIN_LAST_BATCH, dist.world):
+                starts.pop()  # too few rows left (every rank needs one): they join the batch before
             for start, end in zip(starts, [*starts[1:], len(order)]):
                 lo, hi = dist.share(end - start)
                 idx = order[start:end][lo:hi]

@@ -91,7 +91,7 @@ def test_non_finite_steps_in_a_row_stop_the_run_naming_the_last_good_checkpoint(
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     run_dir = tmp_path / "nan"
-    assert "2 steps in a row (to step 3)" in err and f"{run_dir / 'checkpoints' / 'step_2'}" in err
+    assert "2 steps in a row (to step 3)" in err and f"{run_dir / 'checkpoints' / 'step_1'} (step 1)" in err  # before
     metrics = rows(run_dir, "metrics.jsonl")
     assert [m["fault/nonfinite_updates"] for m in metrics] == [0, 1, 1]
     assert [m["fault/nonfinite_steps"] for m in metrics] == [0, 1, 2]
@@ -304,3 +304,34 @@ def test_a_line_torn_by_a_kill_is_dropped_when_the_logs_are_cut(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "a": 1}\n{"step": 2, "a": 2}\n{"step": 3, "a"')
     truncate_logs(tmp_path, 2)
     assert rows(tmp_path, "metrics.jsonl") == [{"step": 1, "a": 1}, {"step": 2, "a": 2}]
+
+
+def test_a_crafted_pickle_in_sharded_checkpoint_metadata_is_refused_not_run(tmp_path, capsys):
+    """DCP's reader unpickles dcp/.metadata: a checkpoint with dcp/ (any number of ranks resumes it) must only
+    let DCP's own classes through."""
+    import pickle
+
+    run(cfg_for(tmp_path, "trainer.steps=1", "logging.name=evil_dcp"))
+    ckpt = (tmp_path / "evil_dcp" / "checkpoints" / "latest").resolve()
+    marker = tmp_path / "pwned_dcp"
+    (ckpt / "dcp").mkdir()
+    (ckpt / "dcp" / ".metadata").write_bytes(pickle.dumps(Payload(marker)))
+    checkpoint.write_manifest(ckpt)
+    code = train.main(SMALL + [f"logging.run_dir={tmp_path}", "logging.name=evil_dcp", "trainer.steps=2",
+                               "checkpoint.resume=auto"])
+    err = capsys.readouterr().err
+    assert code == 2 and "was refused" in err and "posix.system" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_damaged_checkpoints_and_none_intact_is_an_error_not_a_fresh_start(tmp_path, capsys):
+    """Restarting from step 0 would cut the logs and, at the first save, delete the damaged checkpoints."""
+    run(cfg_for(tmp_path, "trainer.steps=2", "checkpoint.every=1", "checkpoint.keep=1", "logging.name=bad"))
+    ckpt = (tmp_path / "bad" / "checkpoints" / "latest").resolve()
+    (ckpt / "trainer_state.pt").unlink()
+    before = (tmp_path / "bad" / "metrics.jsonl").read_text()
+    code = train.main(SMALL + [f"logging.run_dir={tmp_path}", "logging.name=bad", "trainer.steps=3",
+                               "checkpoint.resume=auto"])
+    err = capsys.readouterr()
+    assert code == 2 and "none is intact" in err.err and "is damaged (trainer_state.pt is missing)" in err.out
+    assert (tmp_path / "bad" / "metrics.jsonl").read_text() == before and ckpt.is_dir()  # nothing was changed

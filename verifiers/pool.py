@@ -5,7 +5,8 @@ item at a time and keeps a wall-clock deadline for it; a worker that overruns (s
 `9^{9^{9^9}}`, a regex that backtracks forever) or dies (out of memory, a segfault) is killed,
 the item gets status `timeout` or `crash`, and a fresh worker takes its place. The batch always
 returns, one VerificationResult per item, in order. Signal-based timeouts (math-verify's) still
-work inside workers, because each runs verifiers on its main thread.
+work inside workers, because each runs verifiers on its main thread. A worker that died while idle is replaced when it is next given an
+item, and the item goes to another.
 
     with VerifierPool({"math": {}, "code": {"mode": "fraction"}}, workers=2, timeout_s=10) as pool:
         results = pool.verify_batch(responses, references, names)
@@ -33,6 +34,7 @@ from verifiers.base import VerificationResult, safe_verify
 from verifiers.registry import import_plugins, require
 
 STARTUP_S = 120.0  # a worker that has not imported its verifiers by then is broken
+START_ATTEMPTS = 3  # workers dying while starting this many times in a row: a broken plug-in, not bad luck
 
 
 def _worker_main(conn: Connection, options: dict[str, dict], plugins: list[str]) -> None:
@@ -109,6 +111,7 @@ class VerifierPool:
         import_plugins(self.plugins)  # here, in the parent: a broken plug-in is a clear error before any work
         self._inline: dict[str, Any] = {}
         self.stats = PoolStats()
+        self._start_failures = 0  # workers that died while starting, in a row
         self.spans: list[tuple[float, float]] = []  # (handed out, answered) per item of the last batch, monotonic s
 
     def require(self, names: dict[str, str]) -> "VerifierPool":
@@ -203,7 +206,11 @@ class VerifierPool:
                     i = todo.popleft()
                     sent[i] = time.monotonic()
                     w.item, w.deadline = i, sent[i] + self.timeout_s
-                    w.conn.send((i, *items[i]))
+                    try:
+                        w.conn.send((i, *items[i]))
+                    except (BrokenPipeError, OSError):  # it died while idle (the OOM killer): the item goes back
+                        todo.appendleft(i)
+                        self._replace(w)
             now = time.monotonic()
             stuck = [w for w in self._workers if w.item is not None and now - (w.deadline - self.timeout_s) > self.straggler_s]
             starting = sum(not w.ready for w in self._workers)
@@ -222,8 +229,11 @@ class VerifierPool:
                         msg = w.conn.recv()
                     except (EOFError, OSError):  # the worker died (mid-item, or while starting)
                         if not w.ready:
-                            raise RuntimeError(f"a verifier worker died while starting (exit {w.process.exitcode}); "
-                                               f"check that the plug-ins {self.plugins} import") from None
+                            self._start_failures += 1  # once may be the OOM killer; every time, a broken plug-in
+                            if self._start_failures >= START_ATTEMPTS:
+                                raise RuntimeError(f"verifier workers died while starting {START_ATTEMPTS} times in a "
+                                                   f"row (last exit {w.process.exitcode}); check that the plug-ins "
+                                                   f"{self.plugins} import") from None
                         if w.item is not None:
                             self.stats.crashes += 1
                             results[w.item] = VerificationResult(0.0, False, "crash", None,
@@ -232,7 +242,7 @@ class VerifierPool:
                         self._replace(w)
                         continue
                     if msg == "ready":
-                        w.ready = True
+                        w.ready, self._start_failures = True, 0
                     else:
                         index, result = msg
                         results[index], done[index], w.item = result, time.monotonic(), None

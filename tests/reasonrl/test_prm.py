@@ -144,3 +144,43 @@ def test_the_prms_adamw_has_no_weight_decay(parts):
     a, b = default.state_dict()["model"], adam.state_dict()["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], v) for k, v in model.state_dict().items())  # the step moved the weights
+
+
+@pytest.mark.parametrize("max_grad_norm", [10.0, 0.0], ids=["clipped", "unclipped"])
+@pytest.mark.parametrize("loss", ["ce", "dpo"])
+def test_a_non_finite_prm_gradient_skips_its_step(parts, loss, max_grad_norm):
+    """An inf in one gradient tensor: the PRM takes no step (weights and Adam state untouched) and says so; with
+    clipping off the guard must still see the gradient (not only the loss)."""
+    tok, model, ref = parts
+    batch, acc = toy_batch(tok)
+    prm = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, lr=1e-2, loss=loss, max_grad_norm=max_grad_norm)
+    next(prm.model.parameters()).register_hook(lambda g: g * float("inf"))
+    before = {k: v.clone() for k, v in prm.model.state_dict().items()}
+    metrics, _ = prm.update(batch, acc)
+    assert metrics["prm/nonfinite_updates"] == 1 and not prm.optimizer.state
+    assert all(torch.equal(before[k], v) for k, v in prm.model.state_dict().items())
+
+
+def test_an_oom_in_the_prm_update_is_retried_at_half_the_budget(parts, monkeypatch):
+    from reasonrl.batching import Forward
+
+    tok, model, ref = parts
+    batch, acc = toy_batch(tok)
+    real = Forward.logprobs
+
+    def small_device(self, m, mb, **kw):
+        if torch.is_grad_enabled() and mb.attention_mask.numel() > 64:  # the update's forward only
+            raise torch.OutOfMemoryError("simulated")
+        return real(self, m, mb, **kw)
+
+    def update(budget: int):
+        prm = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, lr=1e-2, max_tokens_per_microbatch=budget)
+        with monkeypatch.context() as mp:
+            mp.setattr(Forward, "logprobs", small_device)
+            metrics, _ = prm.update(batch, acc)
+        return metrics, prm.model.state_dict(), prm.forward.max_tokens
+
+    m, w, halved = update(1024)
+    m_ref, w_ref, _ = update(halved)  # a PRM that had that budget from the start
+    assert m["prm/oom_retries"] >= 1 and halved < 1024 and m_ref["prm/oom_retries"] == 0
+    assert m["prm/loss"] == m_ref["prm/loss"] and all(torch.equal(w[k], w_ref[k]) for k in w)

@@ -81,6 +81,20 @@ def test_workers_killed_from_outside_mid_batch_give_crash_verdicts_and_no_lost_i
     assert pool.verify_batch(["\\boxed{7}"], ["7"], ["math"])[0].correct
 
 
+def test_a_worker_killed_while_idle_is_replaced_and_no_item_is_lost(pool):
+    import os
+    import signal
+
+    pool.start()  # every worker up and idle
+    restarts = pool.stats.restarts
+    for w in list(pool._workers):  # between two batches: nobody holds an item
+        os.kill(w.process.pid, signal.SIGKILL)
+        w.process.join(timeout=5)
+    out = pool.verify_batch([f"r{i}" for i in range(4)], [0.0] * 4, ["test_sleepy"] * 4)
+    assert [r.status for r in out] == ["ok"] * 4 and [r.extracted for r in out] == ["r0", "r1", "r2", "r3"]
+    assert pool.stats.restarts >= restarts + 2
+
+
 def test_exceptions_and_unknown_names_are_crash_verdicts(pool):
     out = pool.verify_batch(["x", "y"], [None, None], ["test_raiser", "no_such_verifier"])
     assert out[0].status == "crash" and "ZeroDivisionError" in out[0].detail
