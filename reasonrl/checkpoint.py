@@ -113,12 +113,7 @@ def publish(ckpt_root: Path, tmp: Path, final: Path, keep: int) -> Path:
     tmp.rename(final)
     fsync_dir(ckpt_root)
     faults.kill_point("checkpoint.publish")
-    latest = ckpt_root / "latest"
-    tmp_link = ckpt_root / ".latest_tmp"
-    tmp_link.unlink(missing_ok=True)
-    tmp_link.symlink_to(final.name)
-    tmp_link.replace(latest)
-    fsync_dir(ckpt_root)
+    point_latest(ckpt_root, final)
     step = int(final.name[5:])
     for other in step_dirs(ckpt_root):  # a newer one is from before a resume went back past it: stale
         if int(other.name[5:]) > step:
@@ -128,6 +123,15 @@ def publish(ckpt_root: Path, tmp: Path, final: Path, keep: int) -> Path:
     for stale in ckpt_root.glob(".tmp_step_*"):  # left by a save that was killed
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def point_latest(ckpt_root: Path, target: Path) -> None:
+    """checkpoints/latest -> target, atomically (a new symlink renamed over the old), and on disk."""
+    tmp_link = ckpt_root / ".latest_tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(target.name)
+    tmp_link.replace(ckpt_root / "latest")
+    fsync_dir(ckpt_root)
 
 
 def step_dirs(ckpt_root: Path) -> list[Path]:
@@ -162,7 +166,8 @@ def check_manifest(directory: Path) -> str | None:
     without a manifest but with its trainer state (written before manifests existed) passes unchecked."""
     path = directory / MANIFEST
     if not path.is_file():
-        legacy = (directory / "trainer_state.pt").is_file() and (directory / "trainer_state.json").is_file()
+        legacy = all((directory / f).is_file() for f in ("trainer_state.pt", "trainer_state.json", "config.json")) \
+            and any(directory.glob("*.safetensors"))
         return None if legacy else "no manifest.json: the save did not finish"
     try:
         files = json.loads(path.read_text())["files"]

@@ -29,6 +29,8 @@ def prepare_run_dir(cfg: Config, say=print) -> tuple[Path, Path | None]:
         if (problem := checkpoint.check_manifest(ckpt)) is not None:
             raise checkpoint.CheckpointError(f"checkpoint.resume={resume!r}: {ckpt} is damaged ({problem}); pass an "
                                              f"older checkpoints/step_N, or auto to take the newest intact one")
+        if ckpt.parent.name == "checkpoints" and checkpoint.latest(ckpt.parent.parent) != ckpt:
+            checkpoint.point_latest(ckpt.parent, ckpt)  # a later resume=auto continues from here, not a later step
         return ckpt.parent.parent, ckpt
     if cfg.logging.name:
         run_dir = root / cfg.logging.name

@@ -335,3 +335,22 @@ def test_damaged_checkpoints_and_none_intact_is_an_error_not_a_fresh_start(tmp_p
     err = capsys.readouterr()
     assert code == 2 and "none is intact" in err.err and "is damaged (trainer_state.pt is missing)" in err.out
     assert (tmp_path / "bad" / "metrics.jsonl").read_text() == before and ckpt.is_dir()  # nothing was changed
+
+
+def test_an_explicit_resume_points_latest_at_the_checkpoint_it_starts_from(tmp_path):
+    """Else a kill before its first save sends the next resume=auto to the abandoned later checkpoint, with the
+    logs already cut to the earlier one."""
+    from reasonrl.rundir import prepare_run_dir
+
+    run(cfg_for(tmp_path, "trainer.steps=2", "checkpoint.every=1", "logging.name=r"))
+    step_1 = (tmp_path / "r" / "checkpoints" / "step_1").resolve()
+    run_dir, ckpt = prepare_run_dir(cfg_for(tmp_path, f"checkpoint.resume={step_1}"))
+    assert ckpt == step_1 and checkpoint.latest(run_dir) == step_1
+
+
+def test_a_directory_without_manifest_passes_as_an_old_checkpoint_only_with_its_weights(tmp_path):
+    for name in ("trainer_state.pt", "trainer_state.json", "config.json"):
+        (tmp_path / name).write_text("{}")
+    assert checkpoint.check_manifest(tmp_path) == "no manifest.json: the save did not finish"  # weights deleted
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert checkpoint.check_manifest(tmp_path) is None  # written before manifests existed
