@@ -54,6 +54,7 @@ class TrainState:
     seconds: float = 0.0
     nonfinite_steps: int = 0  # steps whose update skipped an optimiser step (a NaN / inf loss or gradient)
     nonfinite_in_a_row: int = 0  # of those, the current streak (trainer.max_nonfinite_steps stops the run)
+    microbatch_budgets: dict = field(default_factory=dict)  # faults.budget_record: halvings after an OOM
 
 
 def save(ckpt_root: Path, state: TrainState, *, policy, tokenizer, optimizer, scheduler, sampler,

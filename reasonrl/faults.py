@@ -10,6 +10,9 @@ kill test (tests/test_faults.py) stops a run at.
   memory (CUDA's OutOfMemoryError, or the CPU allocator's "can't allocate memory"), the gradients are dropped,
   `owner.forward`'s micro-batch token budgets are halved and the attempt runs again, down to
   `MIN_MICROBATCH_TOKENS`. Under torchrun an OOM is not retried: the ranks' collectives would no longer pair up.
+  A checkpoint keeps the halved budgets (`budget_record`, in TrainState.microbatch_budgets) and a resume runs at
+  them (`resume_budgets`) unless the budget configured at resume differs from the one the run started with:
+  then the new setting is taken as it is.
 * **Kill points.** `kill_point(name)` does nothing unless the environment variable REASONRL_KILL_AT is
   `name:n`; then the process SIGKILLs itself the n-th time it reaches `name` (the kill test's way of landing a
   kill inside a checkpoint write or half-way through a metrics line). The points: generate, update,
@@ -90,6 +93,29 @@ def halving_retries(attempt: Callable[[], T], owner, optimizer: torch.optim.Opti
             free_memory()
             owner.forward = halved(f)
             owner.oom_retries += 1
+
+
+def budget_record(owners: dict, record: dict) -> dict:
+    """TrainState.microbatch_budgets: per owner (name -> an object with a .forward), the [max_tokens,
+    pack_tokens] it was configured with (kept from `record`, the run's first) and runs at now."""
+    return {name: {"configured": record.get(name, {}).get("configured", now), "now": now}
+            for name, o in owners.items() for now in [[o.forward.max_tokens, o.forward.pack_tokens]]}
+
+
+def resume_budgets(owners: dict, saved: dict) -> tuple[dict, list[str]]:
+    """Put each owner back at the budget a checkpoint recorded (a halving after an out-of-memory is not undone
+    by a resume), when its configured budget is the one the checkpointed run had. Returns the new record and a
+    line for each budget restored."""
+    lines, record = [], {}
+    for name, o in owners.items():
+        configured = [o.forward.max_tokens, o.forward.pack_tokens]
+        s = saved.get(name)
+        if s and s["configured"] == configured and s["now"] != configured:
+            o.forward = replace(o.forward, max_tokens=s["now"][0], pack_tokens=s["now"][1])
+            lines.append(f"{name}: micro-batch budget {s['now'][0]} tokens, halved from {configured[0]} after an "
+                         f"out of memory before this checkpoint (a different configured budget is taken as set)")
+        record[name] = {"configured": configured, "now": [o.forward.max_tokens, o.forward.pack_tokens]}
+    return record, lines
 
 
 def free_memory() -> None:

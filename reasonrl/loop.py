@@ -94,12 +94,14 @@ def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
     if d.enabled and 0 < len(parts.held_out) < d.world:
         raise ConfigError([f"eval.size={cfg.eval.size}: {len(parts.held_out)} held-out problems for {d.world} ranks; "
                            f"every rank needs one (use eval.size >= {d.world} with enough problems, or eval.size=0)"])
-    state = checkpoint.TrainState()
+    state, restored = checkpoint.TrainState(), []
+    state.microbatch_budgets = faults.budget_record(budget_owners(parts), {})  # as configured, before any OOM
     if resume_from is not None:
         state = checkpoint.load(resume_from, policy=parts.policy, optimizer=parts.optimizer,
                                 scheduler=parts.scheduler, sampler=parts.sampler, generators=parts.generators,
                                 prm=parts.process.prm, dist=d)
         parts.engine.sync_weights(parts.policy)  # an engine with its own copy must serve the restored weights
+        state.microbatch_budgets, restored = faults.resume_budgets(budget_owners(parts), state.microbatch_budgets)
         if d.is_main:
             truncate_logs(run_dir, state.step)
     if d.is_main:
@@ -109,6 +111,8 @@ def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
         logger.print(f"{d.world} ranks ({d.device.type}), FSDP2; {cfg.rollout.prompts_per_step} prompts a step in all")
     if resume_from is not None:
         logger.print(f"resumed {run_dir} from {resume_from.name} (step {state.step})")
+        for line in restored:
+            logger.print(line)
     logger.print(f"for this model: {parts.auto.describe()}")
     for line in advise(cfg, facts(parts.policy)):
         logger.print(f"advice: {line}")
@@ -264,7 +268,13 @@ def due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
+def budget_owners(p: Parts) -> dict:
+    """The parts whose micro-batch budget an out-of-memory halves (reasonrl/faults.py)."""
+    return {"policy": p.learner, **({"prm": p.process.prm} if p.process.prm is not None else {})}
+
+
 def save_checkpoint(p: Parts, cfg: Config, state: checkpoint.TrainState, run_dir: Path) -> None:
+    state.microbatch_budgets = faults.budget_record(budget_owners(p), state.microbatch_budgets)
     checkpoint.save(run_dir / "checkpoints", state, policy=p.policy, tokenizer=p.tokenizer, optimizer=p.optimizer,
                     scheduler=p.scheduler, sampler=p.sampler, generators=p.generators, keep=cfg.checkpoint.keep,
                     prm=p.process.prm, merged=cfg.model.lora.save_merged, dist=p.dist)

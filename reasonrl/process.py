@@ -73,8 +73,10 @@ def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch
 @REFERENCES.register("policy")
 def policy_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch.Tensor:
     """OPRL: the policy that sampled the batch: its logp_old (filled by the learner before the update) when the
-    learner's forward is the PRM's, else the policy scored under the PRM's forward."""
-    if not reuse.learner_tensors and reuse.policy is not None:
+    learner's forward is the PRM's, else the policy scored under the PRM's forward. Also scored when logp_old is
+    missing although the forwards now match: an out-of-memory halving in this step can make them equal after
+    the learner decided it need not fill logp_old early."""
+    if (not reuse.learner_tensors or batch.logp_old is None) and reuse.policy is not None:
         return prm.forward.all_logprobs(reuse.policy, batch)
     if batch.logp_old is None:
         raise ValueError("prm.reference=policy needs the batch's logp_old before the PRM step")

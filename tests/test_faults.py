@@ -26,7 +26,7 @@ from reasonrl.batching import Forward
 from reasonrl.learner import Learner, LossSettings
 from reasonrl.loop import run
 from reasonrl.models import ModelLoadError, load_model
-from tests.conftest import REPO, ragged_batch
+from tests.conftest import REPO, ragged_batch, small_device
 from tests.test_train import SMALL, cfg_for, rows
 
 NAN_FROM = {"call": 2}  # the policy loss below is NaN from this call on (one call per step on-policy)
@@ -106,14 +106,7 @@ def test_non_finite_steps_in_a_row_stop_the_run_naming_the_last_good_checkpoint(
 def test_an_oom_halves_the_micro_batch_budget_and_retries(embedded_model_dir, monkeypatch):
     """A fake device that holds 150 tokens a micro-batch: the 1000-token budget halves to 125, and the update
     is exactly the one a learner at 125 tokens makes."""
-    real = Forward.logprobs
-
-    def small_device(self, model, mb, **kw):
-        if mb.attention_mask.numel() > 150:
-            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
-        return real(self, model, mb, **kw)
-
-    monkeypatch.setattr(Forward, "logprobs", small_device)
+    small_device(monkeypatch, 150)
     base = load_model(str(embedded_model_dir))
     out = {}
     for budget in (1000, 125):
@@ -143,18 +136,29 @@ def test_an_oom_that_halving_cannot_fix_is_raised(embedded_model_dir, monkeypatc
 
 
 def test_an_oom_during_training_is_retried_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
-    real = Forward.logprobs
-
-    def small_device(self, model, mb, **kw):
-        if mb.attention_mask.numel() > 600:
-            raise torch.OutOfMemoryError("simulated")
-        return real(self, model, mb, **kw)
-
-    monkeypatch.setattr(Forward, "logprobs", small_device)
+    small_device(monkeypatch, 600)
     summary = run(cfg_for(tmp_path, "trainer.steps=2", "logging.name=oom", "trainer.max_tokens_per_microbatch=4096"))
     metrics = rows(Path(summary["run_dir"]), "metrics.jsonl")
     assert metrics[0]["fault/oom_retries"] > 0 and metrics[-1]["trainer/microbatch_tokens"] <= 600
     assert summary["steps"] == 2 and "out of memory in a micro-batch" in capsys.readouterr().out
+
+
+def test_a_resume_keeps_the_budget_an_oom_halved_it_to(tmp_path, monkeypatch, capsys):
+    """The halving is in the checkpoint: a resumed run starts at the halved budget (it does not run out of
+    memory again at the size that failed), unless the budget configured at resume is a different one."""
+    common = ["trainer.max_tokens_per_microbatch=4096", "checkpoint.every=2", "logging.name=oom"]
+    with monkeypatch.context() as mp:
+        small_device(mp, 600)
+        run(cfg_for(tmp_path, "trainer.steps=2", *common))
+    halved = rows(tmp_path / "oom", "metrics.jsonl")[-1]["trainer/microbatch_tokens"]
+    assert halved <= 600 and capsys.readouterr()
+    run(cfg_for(tmp_path, "trainer.steps=3", *common, "checkpoint.resume=auto"))
+    step3 = rows(tmp_path / "oom", "metrics.jsonl")[-1]
+    assert step3["step"] == 3 and step3["trainer/microbatch_tokens"] == halved and step3["fault/oom_retries"] == 0
+    assert f"policy: micro-batch budget {halved} tokens, halved from 4096" in capsys.readouterr().out
+    changed = [c if "max_tokens" not in c else "trainer.max_tokens_per_microbatch=2048" for c in common]
+    run(cfg_for(tmp_path, "trainer.steps=4", *changed, "checkpoint.every=1", "checkpoint.resume=auto"))
+    assert rows(tmp_path / "oom", "metrics.jsonl")[-1]["trainer/microbatch_tokens"] == 2048  # the new setting
 
 
 # ------------------------------------------------------------------ safe loading and damaged checkpoints

@@ -162,21 +162,15 @@ def test_a_non_finite_prm_gradient_skips_its_step(parts, loss, max_grad_norm):
 
 
 def test_an_oom_in_the_prm_update_is_retried_at_half_the_budget(parts, monkeypatch):
-    from reasonrl.batching import Forward
+    from tests.conftest import small_device
 
     tok, model, ref = parts
     batch, acc = toy_batch(tok)
-    real = Forward.logprobs
-
-    def small_device(self, m, mb, **kw):
-        if torch.is_grad_enabled() and mb.attention_mask.numel() > 64:  # the update's forward only
-            raise torch.OutOfMemoryError("simulated")
-        return real(self, m, mb, **kw)
 
     def update(budget: int):
         prm = ImplicitPRM(copy.deepcopy(model), ref, beta=0.5, lr=1e-2, max_tokens_per_microbatch=budget)
         with monkeypatch.context() as mp:
-            mp.setattr(Forward, "logprobs", small_device)
+            small_device(mp, 64, backward_only=True)  # the update's forward only
             metrics, _ = prm.update(batch, acc)
         return metrics, prm.model.state_dict(), prm.forward.max_tokens
 

@@ -99,6 +99,22 @@ def test_the_reference_is_scored_under_the_prms_own_forward(setup, reference):
     assert q_max[True] > 1e-4  # bf16 rounding of the reused reference (batch normalisation would blow it up)
 
 
+def test_a_budget_halved_mid_step_that_makes_the_forwards_match_still_scores_the_policy(setup):
+    """The learner's forward differed from the PRM's when it decided not to fill logp_old early; an
+    out-of-memory halving during the step then made them equal. The OPRL reference is the sampling policy
+    scored under the PRM's forward, not a missing tensor."""
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, reference="policy", update="after", lr=1e-2, beta=0.5)
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=2048)
+    learner = {"forward": Forward(4096)}
+    step = ProcessStep(prm, cfg, tok, learner_forward=lambda: learner["forward"], policy=policy)
+    assert not step.needs_logp_old  # 4096 vs 2048: the learner keeps logp_old for the update
+    learner["forward"] = Forward(2048)  # halved after an out-of-memory: now the PRM's forward
+    assert step.reuse.learner_tensors and batch.logp_old is None
+    out = step(batch, groups, correct, correct)
+    assert out.values.abs().max().item() == 0.0  # the PRM is the sampling policy at step 1: q is exactly 0
+
+
 @pytest.mark.parametrize("gate", [1.0, None])
 def test_process_rewards_with_shaping_and_gate(setup, gate):
     """A PRM that has learned (update=before, after a few steps) scores some steps below eta: clip makes
