@@ -207,6 +207,7 @@ class SearchConfig:
     max_simulations: int = option(64, "mcts simulations per problem at most")
     widen: int = option(1, "mcts: most expansions of one node (1 = once, as ReST-MCTS*; more = progressive widening: a path ending in a finished answer re-expands its deepest unfinished node)")
     dead_retries: int = option(16, "mcts with an exact value (search.value=step_verifier): a prefix valued 0 is a dead end, never entered again; a node whose every child is one is expanded again this many times for other steps, then is a dead end too")
+    retry_heat: float = option(0.0, "mcts: each re-expansion of a node samples this much hotter than the one before (temperature + retry_heat x its expansions so far, at most 2): what a model proposes first, and again at one temperature, is what already failed there; 0 = one temperature")
     beam_width: int = option(2, "beams kept per problem")
     step_tokens: int = option(32, "most tokens in one reasoning step (32 suits the embedded character-level model; a line of a BPE model needs ~64-128)")
     step_split: Optional[str] = option(None, "what ends a step: newline | double_newline (none = prm.step_split, the PRM's own)")

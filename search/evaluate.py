@@ -77,13 +77,10 @@ def build_value(cfg: Config, tokenizer, device):
 def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
     """search.collect_dir set: ReST-MCTS* data from training problems (search/collect.py)."""
     from search.collect import collect
-    from search.mcts import MCTSSettings
+    from search.methods import mcts_settings
 
     s = cfg.search
-    settings = MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens,
-                            step_split=step_split(cfg),
-                            max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations,
-                            widen=s.widen, dead_retries=s.dead_retries)
+    settings = mcts_settings(s, step_split(cfg))
     return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
                    cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed))
 

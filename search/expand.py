@@ -3,6 +3,7 @@ call that proposes k candidate next steps for many (problem, node) pairs at once
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,21 +31,23 @@ def ends_solution(prefix: str, finish_reason: str) -> bool:
     return finish_reason == "eos" or last_boxed(prefix) is not None
 
 
-def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_tokens: int, temperature: float,
-           max_depth: int, generator: torch.Generator, split: str = "newline") -> list[list[Node]]:
+def expand(engine, jobs: list[tuple[Record, Node, Budget]], *, k: int, step_tokens: int,
+           temperature: float | Sequence[float], max_depth: int, generator: torch.Generator,
+           split: str = "newline") -> list[list[Node]]:
     """k sampled next steps for each job's node, attached as its children (identical texts merged); a step
-    ends at the stop strings of the steps.py splitter `split`.
+    ends at the stop strings of the steps.py splitter `split`. temperature: one for all, or one per job.
 
     Each step is capped at min(step_tokens, remaining budget // (k x jobs on that budget)) tokens, so a
-    problem never spends past its budget; a job whose cap is 0 gets no children. Jobs with the same cap
-    share one engine call. Returns the new children of each job (in job order)."""
+    problem never spends past its budget; a job whose cap is 0 gets no children. Jobs with the same cap and
+    temperature share one engine call. Returns the new children of each job (in job order)."""
     sharing = Counter(id(b) for _, _, b in jobs)  # beam search expands several nodes on one budget
     caps = [min(step_tokens, b.remaining // (k * sharing[id(b)])) for _, _, b in jobs]
+    temps = list(temperature) if isinstance(temperature, Sequence) else [temperature] * len(jobs)
     out: list[list[Node]] = [[] for _ in jobs]
-    for cap in sorted({c for c in caps if c > 0}):
-        idx = [i for i, c in enumerate(caps) if c == cap]
+    for cap, temp in sorted({(c, t) for c, t in zip(caps, temps) if c > 0}):
+        idx = [i for i, (c, t) in enumerate(zip(caps, temps)) if (c, t) == (cap, temp)]
         prompts = [jobs[i][0].prompt + jobs[i][1].prefix_text() for i in idx]
-        params = SamplingParams(n=k, temperature=temperature, max_new_tokens=cap, stop=step_stops(split))
+        params = SamplingParams(n=k, temperature=temp, max_new_tokens=cap, stop=step_stops(split))
         for i, group in zip(idx, engine.generate(prompts, params, generator)):
             record, node, budget = jobs[i]
             budget.used += sum(len(r.response_ids) for r in group)

@@ -11,7 +11,7 @@ when an answer's value reaches `end_gate`.
 
 Dead ends (value functions marked `exact`, whose 0 is certain: the step verifier): a node valued 0 is dead,
 selection never enters it, and a node whose children are all dead is expanded again for other steps
-(up to `dead_retries` times), then is dead itself. Without this the search spends its budget under a
+(up to `dead_retries` times, each `retry_heat` hotter than the last), then is dead itself. Without this the search spends its budget under a
 wrong first step: every descendant of a prefix with a wrong step is worth 0, and PUCT keeps descending. The answer is the most-visited path (or the best-valued
 finished node), finished greedily within whatever budget is left if it stops short of an answer.
 """
@@ -58,6 +58,16 @@ class MCTSSettings:
     widen: int = 1  # most expansions of one node: 1 is ReST-MCTS* (once); more re-expands a node on the path
     # to a finished leaf instead of revisiting it, adding any new distinct steps (progressive widening)
     dead_retries: int = 16  # exact values only: re-expansions of a node whose every child is a dead end
+    retry_heat: float = 0.0  # each re-expansion of a node samples this much hotter (up to MAX_TEMPERATURE)
+
+
+MAX_TEMPERATURE = 2.0
+
+
+def expansion_temperature(node: Node, s: MCTSSettings) -> float:
+    """A node's first expansion samples at s.temperature; each later one retry_heat hotter: what the model
+    proposes first, and again at the same temperature, is what already failed there."""
+    return min(s.temperature + s.retry_heat * node.expansions, MAX_TEMPERATURE)
 
 
 def select(root: Node, score: Callable[[Node, int, float], float], c: float) -> Node:
@@ -132,7 +142,8 @@ def mcts(engine, value_fn, records: list[Record], budget: int, s: MCTSSettings,
         for i, leaf in revisit:
             backup(leaf, leaf.score)
         children = expand(engine, [(records[i], leaf, budgets[i]) for i, leaf in jobs], k=s.branch,
-                          step_tokens=s.step_tokens, temperature=s.temperature, max_depth=s.max_depth,
+                          step_tokens=s.step_tokens, temperature=[expansion_temperature(leaf, s) for _, leaf in jobs],
+                          max_depth=s.max_depth,
                           generator=generator, split=s.step_split)
         flat = [(i, ch) for (i, _), kids in zip(jobs, children) for ch in kids]
         values = value_fn([records[i] for i, _ in flat], [ch for _, ch in flat])

@@ -60,11 +60,14 @@ def beam_method(ctx: Context, records, budget: int) -> list[SearchResult]:
 
 @METHODS.register("mcts")
 def mcts_method(ctx: Context, records, budget: int) -> list[SearchResult]:
-    s = ctx.settings
-    return mcts(ctx.engine, ctx.value_fn, records, budget, MCTSSettings(
-        branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, step_split=ctx.step_split,
-        max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations, answer=s.answer,
-        widen=s.widen, dead_retries=s.dead_retries), ctx.generator)
+    return mcts(ctx.engine, ctx.value_fn, records, budget, mcts_settings(ctx.settings, ctx.step_split), ctx.generator)
+
+
+def mcts_settings(s, split: str) -> MCTSSettings:
+    """MCTSSettings from the search section (SearchConfig); split: the steps.py splitter steps end at."""
+    return MCTSSettings(branch=s.branch, c=s.c, selection=s.selection, step_tokens=s.step_tokens, step_split=split,
+                        max_depth=s.max_depth, temperature=s.temperature, max_simulations=s.max_simulations,
+                        answer=s.answer, widen=s.widen, dead_retries=s.dead_retries, retry_heat=s.retry_heat)
 
 
 NEEDS_VALUE = {"best_of_n", "beam", "mcts"}
@@ -86,6 +89,7 @@ def check_search(s) -> Problems:
                 "problems_per_call"):
         p.need(getattr(s, key) >= 1, f"search.{key}", getattr(s, key), "must be >= 1")
     p.need(s.dead_retries >= 0, "search.dead_retries", s.dead_retries, "must be >= 0")
+    p.need(0 <= s.retry_heat <= 2, "search.retry_heat", s.retry_heat, "must be in [0, 2] (0 = one temperature)")
     p.need(s.c >= 0, "search.c", s.c, "must be >= 0")
     p.need(0 < s.temperature <= 2, "search.temperature", s.temperature, "must be in (0, 2]")
     p.need(s.collect_size >= 1, "search.collect_size", s.collect_size, "must be >= 1")

@@ -228,6 +228,25 @@ def test_dead_ends_are_pruned_and_their_parent_expanded_again(retries):
         assert "42" not in out.text and out.tree["nodes"] <= 6  # nothing explored under the dead steps
 
 
+@pytest.mark.parametrize("heat", [0.0, 0.25])
+def test_each_re_expansion_of_a_node_samples_hotter_by_retry_heat(heat):
+    """search.retry_heat: the root's first expansion (wrong steps only) samples at the search temperature,
+    its re-expansion `heat` hotter; a node expanded for the first time (b) at the base temperature again."""
+    engine, seen = ToyEngine(DEAD_OPTIONS), []
+    real = engine.generate
+
+    def recording(prompts, params, generator):
+        seen.extend((p[len(toy_record().prompt):], params.temperature) for p in prompts)
+        return real(prompts, params, generator)
+
+    engine.generate = recording
+    out = mcts(engine, ExactValue(), [toy_record()], 10_000, MCTSSettings(branch=2, max_simulations=20,
+               dead_retries=2, temperature=0.7, retry_heat=heat), torch.Generator().manual_seed(0))[0]
+    assert out.text == "b\n\\boxed{42}"
+    assert [t for state, t in seen if state == ""] == pytest.approx([0.7, 0.7 + heat])
+    assert [t for state, t in seen if state == "b\n"] == pytest.approx([0.7])
+
+
 def test_without_an_exact_value_nothing_is_pruned():
     value = ExactValue()
     value.exact = False
