@@ -73,8 +73,6 @@ def check_world(cfg: Config, world: int) -> list[str]:
         p.need(cfg.prm.loss in ("ce", "dpo"), "prm.loss", cfg.prm.loss,
                f"only the built-in losses span ranks (this job has {world}): use prm.loss=ce or dpo")
     r = cfg.rollout
-    p.need(r.engine != "vllm", "rollout.engine", r.engine,
-           "vLLM engines under torchrun (one per rank) are not built yet: use rollout.engine=hf, or one process")
     p.need(r.prompts_per_step >= world, "rollout.prompts_per_step", r.prompts_per_step,
            f"every rank needs at least one prompt a step: use {world} or more (it is the global number)")
     return list(p)

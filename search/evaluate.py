@@ -112,7 +112,7 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
     sampler, problems = build_data(cfg.data, cfg.eval.size, cfg.trainer.seed,
                                    render=chat_renderer(tok, cfg.data.chat_template, cfg.data.system_prompt))
     engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg.rollout, dtype=cfg.model.dtype,
-                                                   seed=cfg.trainer.seed), "generate")
+                                                   seed=cfg.trainer.seed, dist=d), "generate")
     out = Path(cfg.search.output) if cfg.search.output else None
     done = read_results(out)
     rows = []

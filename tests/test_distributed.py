@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from reasonrl.config import load
 from reasonrl.distributed import Dist
 from reasonrl.validate import check_world
+from tests.conftest import require_vllm
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["rollout.prompts_per_step=8", "rollout.group_size=4", "rollout.max_new_tokens=48", "eval.size=8",
@@ -131,6 +132,35 @@ def test_two_ranks_reproduce_one_process(tmp_path, variant, worst):
     assert (ckpt / "dcp" / ".metadata").is_file()
     source = json.loads((REPO / "assets" / "tiny-math" / "config.json").read_text())["architectures"]
     assert json.loads((ckpt / "config.json").read_text())["architectures"] == source  # not FSDP<name>
+
+
+def test_a_vllm_engine_per_rank_reproduces_one_process(tmp_path, worst):
+    """rollout.engine=vllm at two ranks: each rank builds its own engine on the job's process group (vLLM's
+    external launcher), serves its share of the prompts and reloads the gathered weights after every update;
+    the probe check passes on both ranks (a stale engine stops the run) and the run is the one-process run."""
+    require_vllm()
+    overrides = ["trainer.steps=2", "checkpoint.every=1", "rollout.engine=vllm", "rollout.vllm_memory=0.2",
+                 "trainer.lr=1e-4"]  # at 1e-3 the first update leaves step 2 with no right answer: no gradient
+    one, two = one_process(tmp_path, "one", overrides), two_ranks(tmp_path, "two", overrides)
+    compare(one, two, worst)
+    gaps = [m["rollout/sync_probe_gap"] for m in rows(two, "metrics.jsonl")]
+    assert len(gaps) == 2 and all(g < 1e-4 for g in gaps)  # after each update's sync, averaged over the ranks
+    out = json.loads((two / "summary.json").read_text())
+    assert out["steps"] == 2 and out["evals"][-1]["accuracy"] == json.loads((one / "summary.json").read_text())["evals"][-1]["accuracy"]
+
+
+def test_each_ranks_vllm_engine_is_placed_by_the_launcher_and_shares_a_cpus_memory():
+    """On one process the engine is vLLM's own in-process one; under torchrun it is built by the external
+    launcher, which puts it on the rank's own device (cuda:LOCAL_RANK; its in-process executor would put every
+    rank's engine on cuda:0). A GPU's memory fraction is the rank's own; a CPU node's memory is shared."""
+    from reasonrl.rollout.vllm import per_rank, rank_memory
+
+    assert per_rank(Dist()) == {}
+    assert per_rank(Dist(rank=1, world=4, local_rank=1, local_world=2)) == {
+        "distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
+    assert rank_memory(0.4, Dist()) == 0.4
+    assert rank_memory(0.4, Dist(rank=1, world=4, local_rank=1, local_world=2)) == pytest.approx(0.2)
+    assert rank_memory(0.4, Dist(rank=1, world=4, local_rank=1, local_world=2, device=torch.device("cuda", 1))) == 0.4
 
 
 def test_two_nodes_by_c10d_rendezvous_agree_with_one_process(tmp_path, worst):
@@ -250,9 +280,10 @@ def test_what_several_ranks_cannot_do_yet_is_a_config_error():
                 "trainer.sft_path=sft.jsonl", "prm.warmstart=values.jsonl"])
     assert check_world(cfg, 1) == []
     problems = "\n".join(check_world(cfg, 2))
-    for key in ("model.lora.rank", "rollout.seeding", "prm.loss", "rollout.prompts_per_step", "rollout.engine"):
+    for key in ("model.lora.rank", "rollout.seeding", "prm.loss", "rollout.prompts_per_step"):
         assert key in problems, key
-    assert "sft_path" not in problems and "warmstart" not in problems  # the stages run at any number of ranks
+    for key in ("sft_path", "warmstart", "rollout.engine"):  # the stages and vLLM run at any number of ranks
+        assert key not in problems, key
 
 
 def test_evaluate_splits_problems_across_ranks_and_reports_the_one_process_table(tmp_path):

@@ -1,5 +1,6 @@
 """The RolloutEngine protocol (what the loop needs from a generator) and ENGINES, the registry of engine
-factories that rollout.engine selects."""
+factories that rollout.engine selects: factory(policy, tokenizer, rollout_section, *, dtype, seed, dist), with
+dist the rank's reasonrl.distributed.Dist (under torchrun every rank builds its own engine at the same point)."""
 from __future__ import annotations
 
 from typing import Protocol

@@ -166,7 +166,8 @@ class HFEngine:
 
 
 @ENGINES.register("hf")
-def make_hf_engine(policy, tokenizer, r, *, dtype: str, seed: int) -> HFEngine:
+def make_hf_engine(policy, tokenizer, r, *, dtype: str, seed: int, dist=None) -> HFEngine:
     """The engine for the rollout section r; it decodes with the policy module itself (dtype and seed apply
-    through the policy and the caller's generator)."""
+    through the policy and the caller's generator, the rank's device and shards through the module: dist is
+    not needed)."""
     return HFEngine(policy, tokenizer, batch_rows=r.batch_rows)

@@ -16,6 +16,15 @@ but leaves a tied output head stale (the trap of its CPU build). The engine ther
 copy -- its config says tie_word_embeddings=false and every sync writes the output head as a tensor of its
 own -- so a reload updates both; the probe check proves it after every sync.
 
+Under torchrun every rank runs its own engine (tensor parallel 1, the whole model) on its own device and serves
+its own share of the prompts. vLLM builds its parallel groups on the process group that already exists (the
+`external_launcher` executor: the ranks are data-parallel copies to it), so every rank must build its engine at
+the same point, as `build()` does; after that, generation issues no collective. Each sync gathers every tensor
+from its shards on every rank (`full_tensor`), and each rank's engine reloads from a directory of its own.
+`rollout.vllm_memory` is a fraction of the device's memory: of each rank's GPU, or on a CPU of the node's
+memory, which its ranks share (each takes vllm_memory / ranks on the node). Freeing an engine tears down the
+process group (vLLM's shutdown), so the loop closes the engine after its last collective.
+
 Sampling is deterministic given the caller's torch.Generator: each prompt's request carries its own
 seed drawn from it (vLLM seeds the n children of a request seed, seed+1, ..., so prompt seeds are
 spaced n apart). Log-probs are the raw model's (`logprobs_mode="raw_logprobs"`: temperature 1, no
@@ -33,7 +42,7 @@ from pathlib import Path
 import torch
 
 from reasonrl.logprobs import token_logprobs
-from reasonrl.distributed import full_tensor
+from reasonrl.distributed import Dist, full_tensor
 from reasonrl.lora import export_state_dict
 from reasonrl.registry import Problems
 from reasonrl.rollout.base import ENGINES
@@ -49,8 +58,8 @@ class StaleWeightsError(RuntimeError):
 def import_vllm():
     """vLLM, imported on first use with its engine core in this process (the learner's)."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    # vLLM's CPU worker pins OpenMP threads to one logical CPU per physical core; in-process that pins
-    # the learner too (on a 2-vCPU machine: to one vCPU). Colocated, the learner needs every core.
+    # vLLM's CPU build pins OpenMP threads to one logical CPU per physical core in its worker processes; were
+    # that to reach this process it would pin the learner too. Colocated, the learner needs every core.
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     try:
         import vllm
@@ -80,9 +89,22 @@ def sequence_logprobs(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
         model.train(was_training)
 
 
+def per_rank(dist: Dist) -> dict:
+    """LLM(...) arguments for one engine per torchrun rank (module docstring); none on one process."""
+    if not dist.enabled:
+        return {}
+    return {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
+
+
+def rank_memory(fraction: float, dist: Dist) -> float:
+    """rollout.vllm_memory for this rank's engine: all of it on a GPU of its own; on a CPU the node's memory is
+    shared, so each of its ranks takes an equal part."""
+    return fraction if dist.device.type == "cuda" else fraction / dist.local_world
+
+
 class VLLMEngine:
     def __init__(self, policy: torch.nn.Module, tokenizer, *, dtype: str, memory: float, max_model_len: int = 0,
-                 sync_tol: float = 1e-4, sync_dir: str | None = None, seed: int = 0):
+                 sync_tol: float = 1e-4, sync_dir: str | None = None, seed: int = 0, dist: Dist = Dist()):
         vllm = import_vllm()
         self.tokenizer = tokenizer
         self.eos_id = tokenizer.eos_token_id
@@ -98,7 +120,8 @@ class VLLMEngine:
         self.sync_seconds: list[float] = []
         self.max_model_len = max_model_len or policy.config.max_position_embeddings
         self.llm = vllm.LLM(model=str(self.dir), dtype=dtype, seed=seed, enforce_eager=True,
-                            gpu_memory_utilization=memory, max_model_len=self.max_model_len,
+                            gpu_memory_utilization=rank_memory(memory, dist), max_model_len=self.max_model_len,
+                            **per_rank(dist),
                             # whole prefills in one batch: a chunked prefill rewinds per-request
                             # generators, which the CPU build cannot do ("does not use offset")
                             max_num_batched_tokens=max(32768, self.max_model_len), max_num_seqs=1024,
@@ -200,10 +223,11 @@ class VLLMEngine:
 
 
 @ENGINES.register("vllm")
-def make_vllm_engine(policy, tokenizer, r, *, dtype: str, seed: int) -> VLLMEngine:
-    """The engine for the rollout section r, in the policy's dtype, seeded with the run's seed."""
+def make_vllm_engine(policy, tokenizer, r, *, dtype: str, seed: int, dist: Dist = Dist()) -> VLLMEngine:
+    """The engine for the rollout section r, in the policy's dtype, seeded with the run's seed; under torchrun
+    this rank's own (dist)."""
     return VLLMEngine(policy, tokenizer, dtype=dtype, memory=r.vllm_memory, max_model_len=r.vllm_max_model_len,
-                      sync_tol=r.vllm_sync_tol, sync_dir=r.vllm_sync_dir, seed=seed)
+                      sync_tol=r.vllm_sync_tol, sync_dir=r.vllm_sync_dir, seed=seed, dist=dist)
 
 
 def check_vllm(r) -> Problems:
