@@ -45,6 +45,7 @@ class AutoSettings:
     gradient_checkpointing: bool
     microbatch_tokens: int  # trainer.max_tokens_per_microbatch
     mmap_threshold_mb: int  # trainer.mmap_threshold_mb (0 = glibc's default)
+    release_memory: bool  # trainer.release_memory, on a CPU only (the learner's activations live in its heap)
 
     def describe(self) -> str:
         return (f"model.gradient_checkpointing={str(self.gradient_checkpointing).lower()} "
@@ -64,6 +65,7 @@ def auto_settings(cfg, m: ModelFacts) -> AutoSettings:
         gradient_checkpointing=switch(cfg.model.gradient_checkpointing, auto=large),
         microbatch_tokens=t.max_tokens_per_microbatch or (2048 if cpu_large else 16384),
         mmap_threshold_mb=t.mmap_threshold_mb if t.mmap_threshold_mb >= 0 else (1 if cpu_large else 0),
+        release_memory=t.release_memory and not m.cuda,
     )
 
 

@@ -25,7 +25,7 @@ from reasonrl.evaluation import evaluate_greedy
 from reasonrl.learner import Learner, LossSettings, build_optimizer
 from reasonrl.metrics import QuietLogger, RunLogger, Timer
 from reasonrl.lora import apply_lora, reference_of
-from reasonrl.memory import mmapped
+from reasonrl.memory import mmapped, release_free
 from reasonrl.models import load_model, load_tokenizer, resolve_device
 from reasonrl.process import ProcessRewards, ProcessStep, StepScores, build_prm
 from reasonrl.rollout import ENGINES
@@ -182,7 +182,7 @@ def build(cfg: Config, d: distributed.Dist = distributed.Dist()) -> Parts:
                       dist=d)
     return Parts(
         policy=policy, tokenizer=tokenizer, verifier=verifier, sampler=sampler, held_out=held_out, learner=learner,
-        engine=ENGINES.get(r.engine)(policy, tokenizer, r, dtype=m.dtype, seed=t.seed),
+        engine=ENGINES.get(r.engine)(policy, tokenizer, r, dtype=m.dtype, seed=t.seed, dist=d),
         optimizer=optimizer, scheduler=scheduler,
         generators={"sample": torch.Generator().manual_seed(t.seed), "update": torch.Generator().manual_seed(t.seed + 1)},
         sampling=SamplingParams(n=r.group_size, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
@@ -210,6 +210,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             if can_learn(rollouts, cfg, p.dist):
                 with mmapped(p.auto.mmap_threshold_mb):
                     metrics.update(learn(p, rollouts, cfg, timer))
+                if p.auto.release_memory:
+                    release_free()  # what the update freed goes back to the OS (reasonrl/memory.py)
             else:
                 logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
         metrics = p.dist.reduce_metrics({**metrics, **timer.metrics()})

@@ -6,7 +6,14 @@ gradient checkpointing and 2048-token micro-batches: 4.3 GB peak as glibc stands
 or more take memory of their own from the OS and give it back when freed, at ~20 % of the update's speed
 (page faults). Generation holds little memory but allocates a few MB every token, so the threshold applies to
 the learning phase only (`mmapped`); elsewhere it stays at 32 MB, where glibc's own adjustment ends up.
-`trainer.mmap_threshold_mb` sets the size (reasonrl.advice.auto_settings picks it for the model in hand)."""
+`trainer.mmap_threshold_mb` sets the size (reasonrl.advice.auto_settings picks it for the model in hand).
+
+Below the threshold, what a step frees stays in glibc's heap as free chunks between live ones, and the heap
+gives back only its top: a long run's RSS then drifts up with the pattern of its frees although the memory in
+use does not grow (measured under PRIME on the embedded model: RSS = a constant 501 MB + the heap's free
+bytes at every step, the bytes in use constant to 0.1 MB over 40 minutes; benchmarks/memory_probe.py).
+`release_free()` (malloc_trim) hands every free page back; the loop calls it after each update on a CPU
+(`trainer.release_memory`)."""
 from __future__ import annotations
 
 import ctypes
@@ -17,19 +24,31 @@ M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 GLIBC_MAX_MB = 32  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: where glibc's dynamic threshold stops rising
 
 
+def libc():
+    """glibc, or None elsewhere (musl, macOS): then the functions below do nothing."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_free() -> bool:
+    """Return the heap's free pages, wherever they lie in it, to the OS (glibc's malloc_trim(0)). Returns whether
+    glibc did so."""
+    c = libc()
+    return bool(c is not None and hasattr(c, "malloc_trim") and c.malloc_trim(0))
+
+
 def set_mmap_threshold(mb: int) -> bool:
     """Allocations of at least `mb` MB are mmapped (and unmapped when freed); 0 leaves glibc's setting. Returns
     whether it took effect (False off glibc)."""
     if mb <= 0:
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        libc = None
-    if libc is None or not hasattr(libc, "mallopt"):
+    c = libc()
+    if c is None or not hasattr(c, "mallopt"):
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(mb * 2**20)))
+    return bool(c.mallopt(M_MMAP_THRESHOLD, int(mb * 2**20)))
 
 
 @contextmanager
