@@ -28,6 +28,13 @@ ARMS = {
     "outcome": [*SAME_SAMPLES],  # the default: GRPO on the verifier's outcome only
     "verifier_clip_delta": [*VERIFIER, "prm.shaping=clip_delta", *SAME_SAMPLES],  # step-verifier process rewards
     "verifier_clip": [*VERIFIER, "prm.shaping=clip", *SAME_SAMPLES],
+    # the same estimator with the process source weighted 0: outcome-only through PRIME's LOO + whitening
+    "verifier_coef0": [*VERIFIER, "prm.shaping=clip_delta", "prm.process_coef=0", *SAME_SAMPLES],
+    # Clip+Delta returns c_k - c_K: on exact 0/1 steps a wrong answer's right prefix gets eta, the steps from the
+    # first error 0; at weight 2 (eta 0.5) that prefix is worth what a right answer's steps are (exact credit)
+    "verifier_clip_delta_x2": [*VERIFIER, "prm.shaping=clip_delta", "prm.process_coef=2", *SAME_SAMPLES],
+    # Delta keeping the last step: returns p_k (right steps 1, from the first error on 0), a bounded return too
+    "verifier_delta_keep_last": [*VERIFIER, "prm.shaping=delta_keep_last", *SAME_SAMPLES],
     # PRIME as published: ungated, its accuracy filter on (it costs samples: compare per sample), weight decay 0
     "prime_published": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", "algorithm.accuracy_filter=true"],
     "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", *SAME_SAMPLES],

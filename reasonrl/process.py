@@ -237,6 +237,8 @@ def check_prm(q) -> Problems:
     for key in ("beta", "lr"):
         p.need(getattr(q, key) > 0, f"prm.{key}", getattr(q, key), "must be > 0")
     p.need(q.max_grad_norm >= 0, "prm.max_grad_norm", q.max_grad_norm, "must be >= 0 (0 = off)")
+    p.need(q.process_coef >= 0, "prm.process_coef", q.process_coef,
+           "must be >= 0 (a negative weight rewards the steps the PRM scores low; 0 = the outcome alone)")
     p.need(q.warmstart_epochs >= 1, "prm.warmstart_epochs", q.warmstart_epochs, "must be >= 1")
     if q.path is not None:
         from pathlib import Path

@@ -173,10 +173,10 @@ def test_config_rules_for_dense_advantages():
     assert "algorithm.advantage='prime': dense advantages need the PRM: set prm.enabled=true" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_config(["prm.enabled=true", "prm.shaping=clamp", "prm.update=during", "prm.step_split=regex:(",
-                     "prm.beta=0", "algorithm.accuracy_low=0.9"])
+                     "prm.beta=0", "algorithm.accuracy_low=0.9", "prm.process_coef=-1"])
     msg = str(e.value)
     for key in ("prm.shaping='clamp'", "prm.update='during'", "prm.step_split='regex:('", "prm.beta=0",
-                "algorithm.accuracy_low=0.9"):
+                "algorithm.accuracy_low=0.9", "prm.process_coef=-1"):
         assert key in msg, key
     cfg = load_config(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
     assert cfg.prm.shaping == "clip_delta"
