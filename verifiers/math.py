@@ -66,7 +66,7 @@ from typing import Any
 from verifiers.base import VerificationResult
 from verifiers.extract import EXTRACTION_MODES, extract_answer
 from verifiers.registry import register_verifier
-from verifiers.steps import check_equation
+from verifiers.steps import check_step
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -395,9 +395,9 @@ class MathVerifier:
         return self._verdict(bool(ok), raw, "symbolic")
 
     def verify_steps(self, steps: list[str], reference: Any) -> list[float | None]:
-        """A score per step: each line `a op b = c` checked exactly (verifiers/steps.py), None for other lines
-        (the final answer is the outcome's to judge)."""
-        return [check_equation(step) for step in steps]
+        """A score per step: every line `a op b = c` in it checked exactly, the step's score its lowest
+        (verifiers/steps.py); None for a step without one (the final answer is the outcome's to judge)."""
+        return [check_step(step) for step in steps]
 
     def _verdict(self, ok: bool, answer: str, how: str) -> VerificationResult:
         return VerificationResult(self.correct_score if ok else self.wrong_score, ok, "ok", answer, how)

@@ -7,7 +7,10 @@ whose steps can be checked, and the control that tells a wrong dense-reward pipe
 
 `check_equation` is the arithmetic check the math verifier uses: a line that states one integer operation
 `a op b = c` (op one of + - *, spaces allowed, a trailing period ignored) scores 1.0 when c is exactly its
-value and 0.0 otherwise; any other line is not an equation (None).
+value and 0.0 otherwise; any other line is not an equation (None). `check_step` scores a step of any number of
+lines: the lowest score of its equations (one wrong line makes the step wrong), None when it has none. A step
+is a line under `step_split=newline`, a paragraph under `double_newline`, and a whole response where search
+scores one (best-of-N): each line is checked in every case.
 """
 from __future__ import annotations
 
@@ -24,6 +27,12 @@ def check_equation(line: str) -> float | None:
     a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
     value = a + b if op == "+" else a - b if op == "-" else a * b
     return 1.0 if value == c else 0.0
+
+
+def check_step(step: str) -> float | None:
+    """The lowest check_equation score over the step's lines; None when no line is an equation."""
+    scores = [x for x in map(check_equation, step.splitlines()) if x is not None]
+    return min(scores) if scores else None
 
 
 def has_step_verifier(verifier) -> bool:

@@ -202,6 +202,26 @@ def test_step_verifier_value_is_zero_from_the_first_wrong_step(embedded_model_di
     assert got == [1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def test_a_whole_response_scored_as_one_step_has_each_line_checked():
+    """Best-of-N scores a sample as a one-step path: its value must check every line, not take the right answer
+    reached through a wrong step (9-10=1: two errors that cancel) for a right solution."""
+    from reasonrl.process import StepScores
+    from reasonrl.types import Record
+    from search.values import StepVerifierValue
+    from verifiers import VerifierPool
+
+    record = Record("Compute: 9-10-9-27\n", "-37")
+    texts = ["9-10=1\n1-9=-10\n-10-27=-37\n\\boxed{-37}", "9-10=-1\n-1-9=-10\n-10-27=-37\n\\boxed{-37}",
+             "9-10=-1\n-1-9=-10\n-10-27=-37\n\\boxed{-36}", "Let me think.\n\\boxed{-37}"]
+    nodes = [Node().add_child(Node(text=t, terminal=True)) for t in texts]
+    pool = VerifierPool(workers=0)
+    try:
+        got = StepVerifierValue(pool, StepScores({}))([record] * len(nodes), nodes)
+    finally:
+        pool.close()
+    assert got == [0.0, 1.0, 0.0, 1.0]  # no checkable line: the answer alone decides
+
+
 # The root's first two steps are wrong (x, y), the third (b) right: with branch 2 the first expansion finds only
 # wrong steps; asked again, the engine continues with b.
 DEAD_OPTIONS = {"": ["x\n", "y\n", "b\n"], "x\n": ["x1\n"], "y\n": ["y1\n"], "b\n": ["\\boxed{42}"]}
