@@ -58,7 +58,8 @@ def auto_settings(cfg, m: ModelFacts) -> AutoSettings:
     activations (TRL's GRPO default), and on a CPU, where RAM is the limit, takes 2048-token micro-batches and
     mmapped tensors of 1 MB and more: measured on SmolLM2-135M at 16 x (150 + 256) tokens, one update peaks at
     3.8 GB that way against 12.2 GB with the embedded model's settings (BENCHMARKS.md). The embedded default
-    resolves to what it always used (no checkpointing, 16384 tokens, glibc's allocator as is)."""
+    resolves to what it always used (no checkpointing, 16384 tokens, glibc's mmap threshold as is); on a CPU the
+    heap's free pages go back to the OS after each update (trainer.release_memory)."""
     large, cpu_large = m.parameters >= LARGE, m.parameters >= LARGE and not m.cuda
     t = cfg.trainer
     return AutoSettings(

@@ -90,7 +90,22 @@ def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     run_dir, resume_from = on_main(d, prepare_run_dir, cfg)
-    parts = build(cfg, d)
+    parts, logger = build(cfg, d), None
+    try:  # whatever stops the run, the engine and the verifier pool are closed (vLLM's engine before the process group)
+        state, logger = start(cfg, parts, run_dir, resume_from)
+        train(cfg, parts, state, run_dir, logger)
+    finally:
+        parts.verifier.close()
+        parts.engine.close()
+        if logger is not None:
+            logger.close()
+    return finish(run_dir, state, cfg, write=d.is_main)
+
+
+def start(cfg: Config, parts: Parts, run_dir: Path, resume_from: Path | None) -> tuple[checkpoint.TrainState, RunLogger]:
+    """The state to train from (a checkpoint's when resuming, the engine synced to it) and the logger, with what
+    the run says before its first step."""
+    d = parts.dist
     if d.enabled and 0 < len(parts.held_out) < d.world:
         raise ConfigError([f"eval.size={cfg.eval.size}: {len(parts.held_out)} held-out problems for {d.world} ranks; "
                            f"every rank needs one (use eval.size >= {d.world} with enough problems, or eval.size=0)"])
@@ -116,13 +131,7 @@ def run_ranked(cfg: Config, d: distributed.Dist) -> dict:
     logger.print(f"for this model: {parts.auto.describe()}")
     for line in advise(cfg, facts(parts.policy)):
         logger.print(f"advice: {line}")
-    try:
-        train(cfg, parts, state, run_dir, logger)
-    finally:
-        parts.verifier.close()
-        parts.engine.close()
-        logger.close()
-    return finish(run_dir, state, cfg, write=d.is_main)
+    return state, logger
 
 
 def on_main(d: distributed.Dist, fn, *args):

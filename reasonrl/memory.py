@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from contextlib import contextmanager
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 GLIBC_MAX_MB = 32  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: where glibc's dynamic threshold stops rising
 
 
+@functools.cache
 def libc():
-    """glibc, or None elsewhere (musl, macOS): then the functions below do nothing."""
+    """glibc, or None elsewhere (musl, macOS): then the functions below do nothing. Looked up once (find_library
+    runs ldconfig)."""
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name) if name else None

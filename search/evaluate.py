@@ -101,7 +101,6 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
     from reasonrl.data import build_data, chat_renderer
     from reasonrl.models import load_model, load_tokenizer, resolve_device
     from reasonrl.rollout import ENGINES
-    from verifiers import VerifierPool
 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
@@ -113,6 +112,16 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
                                    render=chat_renderer(tok, cfg.data.chat_template, cfg.data.system_prompt))
     engine = Timed(ENGINES.get(cfg.rollout.engine)(policy, tok, cfg.rollout, dtype=cfg.model.dtype,
                                                    seed=cfg.trainer.seed, dist=d), "generate")
+    try:  # however the search ends: vLLM's shutdown must come before the process group's (reasonrl/loop.py)
+        return search_all(cfg, d, tok, device, sampler, problems, engine, log)
+    finally:
+        engine.target.close()
+
+
+def search_all(cfg: Config, d: distributed.Dist, tok, device, sampler, problems: list, engine, log) -> dict:
+    """Every method at every budget (or, with search.collect_dir, collection), with the verifier pool open."""
+    from verifiers import VerifierPool
+
     out = Path(cfg.search.output) if cfg.search.output else None
     done = read_results(out)
     rows = []
@@ -133,7 +142,6 @@ def run_ranked(cfg: Config, d: distributed.Dist, *, log=print) -> dict:
                 results = sorted((r for part in d.gather(mine) for r in part), key=lambda r: r["index"])
                 rows.append(summarise(method, budget, results))
                 log(json.dumps(rows[-1]))
-    engine.target.close()
     return {"problems": len(problems), "rows": rows, "output": str(out) if out else None, "main": d.is_main}
 
 

@@ -152,7 +152,9 @@ def test_a_resume_keeps_the_budget_an_oom_halved_it_to(tmp_path, monkeypatch, ca
         run(cfg_for(tmp_path, "trainer.steps=2", *common))
     halved = rows(tmp_path / "oom", "metrics.jsonl")[-1]["trainer/microbatch_tokens"]
     assert halved <= 600 and capsys.readouterr()
-    run(cfg_for(tmp_path, "trainer.steps=3", *common, "checkpoint.resume=auto"))
+    with monkeypatch.context() as mp:  # the same small device: the restored budget fits it, nothing is retried
+        small_device(mp, 600)
+        run(cfg_for(tmp_path, "trainer.steps=3", *common, "checkpoint.resume=auto"))
     step3 = rows(tmp_path / "oom", "metrics.jsonl")[-1]
     assert step3["step"] == 3 and step3["trainer/microbatch_tokens"] == halved and step3["fault/oom_retries"] == 0
     assert f"policy: micro-batch budget {halved} tokens, halved from 4096" in capsys.readouterr().out

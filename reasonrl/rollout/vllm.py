@@ -110,6 +110,7 @@ class VLLMEngine:
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self.sync_tol = sync_tol
+        self.dist = dist
         self.tied = bool(getattr(policy.config, "tie_word_embeddings", False))
         self.dir = sync_directory(sync_dir)
         config = copy.deepcopy(policy.config)
@@ -157,9 +158,10 @@ class VLLMEngine:
         self.verify(policy)
 
     def verify(self, policy: torch.nn.Module) -> float:
-        """Mean |engine - learner| log-prob over the probe sequence; raises StaleWeightsError past sync_tol."""
+        """Mean |engine - learner| log-prob over the probe sequence; raises StaleWeightsError past sync_tol. Under
+        torchrun the largest gap of any rank's engine, so every rank stops together rather than one alone."""
         engine = torch.tensor(self.prompt_logprobs(self.probe))
-        gap = (engine - sequence_logprobs(policy, self.probe)).abs().mean().item()
+        gap = self.dist.max((engine - sequence_logprobs(policy, self.probe)).abs().mean().item())
         self.last_sync_gap = gap
         if gap > self.sync_tol:
             raise StaleWeightsError(f"after the weight sync the engine's log-probs differ from the learner's by "
@@ -217,7 +219,11 @@ class VLLMEngine:
                        text=c.text, finish_reason=finish)
 
     def close(self) -> None:
-        """Free the engine and its weight directory."""
+        """Shut the engine down now and free its weight directory. (vLLM's shutdown also destroys the default
+        process group: under torchrun this is the last thing a rank does with it.) Idempotent."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()  # rather than at garbage collection, which may come after the group is gone
         self.llm = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
