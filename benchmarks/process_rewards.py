@@ -43,6 +43,13 @@ ARMS = {
     "prime_clip_delta_ungated": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta",
                                  "prm.gate_threshold=null", *SAME_SAMPLES],
     "oprl": ["--config", "configs/math_oprl.yaml", *SAME_SAMPLES],
+    # the audit's probes of why ungated PRIME collapses. (a) no process reward where the outcome has no signal:
+    "prime_ungated_flat_zero": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", "prm.flat_groups=zero",
+                                *SAME_SAMPLES],
+    # (b) the PRM learning on the frozen policy's batches (Adam's steps are ~lr): its fresh-batch AUROC per step
+    # (prm/auroc, scored before each update) against prime_ungated's, where the policy moves
+    "prime_ungated_frozen": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", "trainer.lr=1e-12",
+                             *SAME_SAMPLES],
 }
 
 

@@ -21,7 +21,8 @@ from typing import Callable, Optional
 import torch
 
 from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
-from reasonrl.algorithms.process_advantages import close_last_step, gate_rows, process_values, shape_steps
+from reasonrl.algorithms.process_advantages import (close_last_step, gate_rows, process_values, shape_steps,
+                                                     zero_flat_groups)
 from reasonrl.algorithms.process_rewards import auroc, implicit_q
 from reasonrl.batching import Forward, collate
 from reasonrl.distributed import Dist, shard
@@ -230,6 +231,7 @@ def check_prm(q) -> Problems:
             p.known(registry, f"prm.{key}", getattr(q, key))
     p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)
     p.one_of(SOURCES, "prm.source", q.source)
+    p.one_of(("keep", "zero"), "prm.flat_groups", q.flat_groups)
     if q.source == "verifier":
         p.need(q.shaping != "none", "prm.shaping", q.shaping,
                "prm.source=verifier scores prefixes (p_k in [0, 1]): use clip, delta, clip_delta, delta_keep_last or raw")
@@ -292,6 +294,8 @@ class ProcessStep:
             ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
             values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
         values = gate_rows(values, outcome, cfg.gate_threshold)
+        if cfg.flat_groups == "zero":
+            values = zero_flat_groups(values, outcome, outcome.numel() // max(len(groups), 1))
         per_row, right = values.sum(-1), correct.bool()
         metrics.update({"process/return": per_row.mean().item(), "process/steps": ends.sum(-1).float().mean().item(),
                         "process/return_correct": per_row[right].mean().item() if right.any() else 0.0,

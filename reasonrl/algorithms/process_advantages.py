@@ -131,6 +131,14 @@ def gate_rows(values: torch.Tensor, outcome: torch.Tensor, threshold: float | No
     return values * (outcome >= threshold).to(values.dtype)[:, None]
 
 
+def zero_flat_groups(values: torch.Tensor, outcome: torch.Tensor, k: int) -> torch.Tensor:
+    """values (N, T), outcome (N,), groups of k rows: the rows of a group whose outcomes are all equal (all right,
+    all wrong) get no process values. A probe (prm.flat_groups=zero): in such a group the outcome gives no
+    gradient, so an ungated process reward is all the policy learns from there."""
+    flat = (outcome.view(-1, k) == outcome.view(-1, k)[:, :1]).all(-1).repeat_interleave(k)
+    return values * (~flat).to(values.dtype)[:, None]
+
+
 # --------------------------------------------------------------------------- estimators
 
 def prime_returns(values: torch.Tensor, ends: torch.Tensor, outcome: torch.Tensor, mask: torch.Tensor, k: int, *,

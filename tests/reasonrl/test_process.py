@@ -173,10 +173,11 @@ def test_config_rules_for_dense_advantages():
     assert "algorithm.advantage='prime': dense advantages need the PRM: set prm.enabled=true" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_config(["prm.enabled=true", "prm.shaping=clamp", "prm.update=during", "prm.step_split=regex:(",
-                     "prm.beta=0", "algorithm.accuracy_low=0.9", "prm.process_coef=-1"])
+                     "prm.beta=0", "algorithm.accuracy_low=0.9", "prm.process_coef=-1",
+                     "prm.flat_groups=drop"])
     msg = str(e.value)
     for key in ("prm.shaping='clamp'", "prm.update='during'", "prm.step_split='regex:('", "prm.beta=0",
-                "algorithm.accuracy_low=0.9", "prm.process_coef=-1"):
+                "algorithm.accuracy_low=0.9", "prm.process_coef=-1", "prm.flat_groups='drop'"):
         assert key in msg, key
     cfg = load_config(["prm.enabled=true", "algorithm.advantage=oprl", "prm.granularity=step", "prm.shaping=clip_delta"])
     assert cfg.prm.shaping == "clip_delta"
@@ -202,3 +203,20 @@ def test_the_step_verifier_as_process_source(setup):
     assert out.metrics["process/first_error_step"] == pytest.approx((1 + 2) / 2)
     with pytest.raises(ConfigError, match="prm.source=verifier scores prefixes"):
         load_config(["prm.enabled=true", "prm.source=verifier", "algorithm.advantage=prime"])
+
+
+@pytest.mark.parametrize("flat", ["keep", "zero"])
+def test_flat_groups_zero_keeps_process_values_only_where_the_outcome_varies(setup, flat):
+    """prm.flat_groups=zero (the probe): an all-wrong group's wrong steps lose their process values; a group
+    with right and wrong answers keeps them."""
+    from reasonrl.process import StepScores
+
+    tok, *_ = setup
+    groups = [group(tok, "Compute: 3+4\n", ["3+4=8\n\\boxed{8}", "3+4=9\n\\boxed{9}"]),
+              group(tok, "Compute: 3+4\n", ["3+4=7\n\\boxed{7}", "3+4=8\n\\boxed{8}"])]
+    batch = collate(groups, tok.pad_token_id)
+    correct = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5, flat_groups=flat)
+    out = ProcessStep(None, cfg, tok, step_scores=StepScores({}))(batch, groups, correct, correct)
+    per_row = [out.values[i].sum().item() for i in range(4)]
+    assert per_row == ([-1.0, -1.0, 0.0, -1.0] if flat == "keep" else [0.0, 0.0, 0.0, -1.0])

@@ -10,7 +10,7 @@ import torch
 
 from reasonrl.algorithms import ADVANTAGES, AdvantageInputs, AdvantageOptions
 from reasonrl.algorithms.process_advantages import (broadcast_steps, close_last_step, gate_rows, prefix_probs,
-                                                    process_values, step_index, step_sums)
+                                                    process_values, step_index, step_sums, zero_flat_groups)
 from tests.conftest import close
 
 
@@ -88,6 +88,14 @@ def test_gate_zeroes_rows_below_the_threshold():
     values = torch.tensor([[0.5, -0.25], [0.3, 0.1], [-1.0, 2.0]])
     assert gate_rows(values, torch.tensor([1.0, 0.0, 0.5]), 0.5).tolist() == [[0.5, -0.25], [0.0, 0.0], [-1.0, 2.0]]
     assert torch.equal(gate_rows(values, torch.zeros(3), None), values)
+
+
+def test_flat_groups_lose_their_process_values():
+    """Three groups of two: all wrong, mixed, all right (a score of 0.5 counts as its own value)."""
+    values = torch.arange(12, dtype=torch.float32).view(6, 2) + 1
+    outcome = torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 1.0])
+    assert zero_flat_groups(values, outcome, 2).tolist() == [[0, 0], [0, 0], [5, 6], [7, 8], [0, 0], [0, 0]]
+    assert torch.equal(zero_flat_groups(values, torch.tensor([0.5, 1.0, 0.0, 0.0, 1.0, 0.5]), 2)[:2], values[:2])
 
 
 def test_prime_with_token_granularity_is_the_prime_vector(prime):
