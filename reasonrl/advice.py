@@ -45,7 +45,7 @@ class AutoSettings:
     gradient_checkpointing: bool
     microbatch_tokens: int  # trainer.max_tokens_per_microbatch
     mmap_threshold_mb: int  # trainer.mmap_threshold_mb (0 = glibc's default)
-    release_memory: bool  # trainer.release_memory, on a CPU only (the learner's activations live in its heap)
+    release_memory_every: int  # trainer.release_memory_every on a CPU, else 0 (the learner's activations live in its heap)
 
     def describe(self) -> str:
         return (f"model.gradient_checkpointing={str(self.gradient_checkpointing).lower()} "
@@ -59,14 +59,14 @@ def auto_settings(cfg, m: ModelFacts) -> AutoSettings:
     mmapped tensors of 1 MB and more: measured on SmolLM2-135M at 16 x (150 + 256) tokens, one update peaks at
     3.8 GB that way against 12.2 GB with the embedded model's settings (BENCHMARKS.md). The embedded default
     resolves to what it always used (no checkpointing, 16384 tokens, glibc's mmap threshold as is); on a CPU the
-    heap's free pages go back to the OS after each update (trainer.release_memory)."""
+    heap's free pages go back to the OS every trainer.release_memory_every steps."""
     large, cpu_large = m.parameters >= LARGE, m.parameters >= LARGE and not m.cuda
     t = cfg.trainer
     return AutoSettings(
         gradient_checkpointing=switch(cfg.model.gradient_checkpointing, auto=large),
         microbatch_tokens=t.max_tokens_per_microbatch or (2048 if cpu_large else 16384),
         mmap_threshold_mb=t.mmap_threshold_mb if t.mmap_threshold_mb >= 0 else (1 if cpu_large else 0),
-        release_memory=t.release_memory and not m.cuda,
+        release_memory_every=0 if m.cuda else t.release_memory_every,
     )
 
 

@@ -170,7 +170,7 @@ class TrainerConfig:
     mini_batches: int = option(1, "optimizer steps per epoch (the batch is split into this many)")
     max_tokens_per_microbatch: int = option(0, "token budget of one forward/backward (length-sorted micro-batches); 0 = auto: 16384, or 2048 for a 50M+ parameter model on a CPU")
     mmap_threshold_mb: int = option(-1, "CPU: tensors of at least this many MB get memory of their own from the OS, returned when freed (glibc's mmap threshold); stops the heap from holding on to freed activations at some speed (~20 % of a 135M model's update). -1 = auto: 1 for a 50M+ parameter model on a CPU, else 0 (glibc's default)")
-    release_memory: bool = option(True, "CPU: after each update hand the heap's free pages back to the OS (glibc's malloc_trim), so RSS follows the memory in use instead of drifting up with the heap's fragmentation over a long run; false = glibc's heap as it is")
+    release_memory_every: int = option(100, "CPU: every this many steps, after the update, hand the heap's free pages back to the OS (glibc's malloc_trim), so a long run's RSS does not drift up with the heap's fragmentation; each costs about a third of a step (the next update takes the pages back); 1 = every step, 0 = never")
     logits_mb: int = option(256, "most memory (MB of fp32 logits) one forward computes at once; past it the output head runs in chunks, recomputed in backward (the 50k-150k vocabularies of real models)")
     packing: bool = option(False, "padding-free packing: each micro-batch's rows in one sequence, position_ids restarting per row")
     pack_tokens: int = option(4096, "token budget of one packed micro-batch (SDPA / eager build a dense L x L block-diagonal mask)")

@@ -225,6 +225,7 @@ def check_trainer(t) -> Problems:
     p.need(t.pack_tokens >= 1, "trainer.pack_tokens", t.pack_tokens, "must be >= 1")
     p.need(t.logits_mb >= 1, "trainer.logits_mb", t.logits_mb, "must be >= 1 (MB)")
     p.need(t.mmap_threshold_mb >= -1, "trainer.mmap_threshold_mb", t.mmap_threshold_mb, "must be >= 0 (0 = glibc's default, -1 = auto)")
+    p.need(t.release_memory_every >= 0, "trainer.release_memory_every", t.release_memory_every, "must be >= 0 (0 = never)")
     p.need(t.max_nonfinite_steps >= 0, "trainer.max_nonfinite_steps", t.max_nonfinite_steps, "must be >= 0 (0 = never stop)")
     p.need(t.max_grad_norm >= 0, "trainer.max_grad_norm", t.max_grad_norm, "must be >= 0 (0 = off)")
     p.need(t.threads >= 0, "trainer.threads", t.threads, "must be >= 0")

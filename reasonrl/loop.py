@@ -219,8 +219,8 @@ def train(cfg: Config, p: Parts, state: checkpoint.TrainState, run_dir: Path, lo
             if can_learn(rollouts, cfg, p.dist):
                 with mmapped(p.auto.mmap_threshold_mb):
                     metrics.update(learn(p, rollouts, cfg, timer))
-                if p.auto.release_memory:
-                    release_free()  # what the update freed goes back to the OS (reasonrl/memory.py)
+                if p.auto.release_memory_every and step % p.auto.release_memory_every == 0:
+                    release_free()  # what the updates freed goes back to the OS (reasonrl/memory.py)
             else:
                 logger.print(f"step {step}: no group with reward variance after {rollouts.rounds} rounds; update skipped")
         metrics = p.dist.reduce_metrics({**metrics, **timer.metrics()})

@@ -41,14 +41,14 @@ def test_facts_from_a_path_load_no_weights(tiny_chat_model_dir):
 
 
 def test_auto_memory_settings_keep_the_embedded_model_as_it_was_and_fit_a_real_one_on_a_cpu():
-    assert auto_settings(load_config([]), TINY) == AutoSettings(False, 16384, 0, True)
-    assert auto_settings(load_config([]), SMOLLM2) == AutoSettings(True, 2048, 1, True)
+    assert auto_settings(load_config([]), TINY) == AutoSettings(False, 16384, 0, 100)
+    assert auto_settings(load_config([]), SMOLLM2) == AutoSettings(True, 2048, 1, 100)
     on_gpu = ModelFacts(500_000_000, 500_000_000, 151_936, cuda=True)  # the heap holds no activations there
-    assert auto_settings(load_config([]), on_gpu) == AutoSettings(True, 16384, 0, False)
+    assert auto_settings(load_config([]), on_gpu) == AutoSettings(True, 16384, 0, 0)
 
 
 def test_explicit_memory_settings_win_over_auto():
     cfg = load_config(["model.gradient_checkpointing=false", "trainer.max_tokens_per_microbatch=512",
-                       "trainer.mmap_threshold_mb=0", "trainer.release_memory=false"])
-    assert auto_settings(cfg, SMOLLM2) == AutoSettings(False, 512, 0, False)
+                       "trainer.mmap_threshold_mb=0", "trainer.release_memory_every=0"])
+    assert auto_settings(cfg, SMOLLM2) == AutoSettings(False, 512, 0, 0)
     assert auto_settings(load_config(["model.gradient_checkpointing=true"]), TINY).gradient_checkpointing

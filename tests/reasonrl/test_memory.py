@@ -1,5 +1,5 @@
 """The CPU heap: what a step frees goes back to the OS (reasonrl/memory.py), and the loop does it after each
-update when trainer.release_memory is on."""
+update every trainer.release_memory_every steps."""
 from __future__ import annotations
 
 import ctypes
@@ -37,12 +37,12 @@ def test_release_free_returns_the_free_pages_between_live_blocks():
     assert held - after > 0.8 * size * n / 2**20, (held, after)  # nearly all of the 200 MB back
 
 
-@pytest.mark.parametrize("release", [True, False])
-def test_the_loop_releases_the_heap_after_each_update(tmp_path, monkeypatch, release):
+@pytest.mark.parametrize("every, calls", [(1, 3), (2, 1), (0, 0)])
+def test_the_loop_releases_the_heap_every_n_steps(tmp_path, monkeypatch, every, calls):
     import reasonrl.loop as loop
     from tests.test_train import cfg_for
 
-    calls = []
-    monkeypatch.setattr(loop, "release_free", lambda: calls.append(1) or True)
-    loop.run(cfg_for(tmp_path, "trainer.steps=2", "logging.name=heap", f"trainer.release_memory={str(release).lower()}"))
-    assert len(calls) == (2 if release else 0)
+    seen = []
+    monkeypatch.setattr(loop, "release_free", lambda: seen.append(1) or True)
+    loop.run(cfg_for(tmp_path, "trainer.steps=3", "logging.name=heap", f"trainer.release_memory_every={every}"))
+    assert len(seen) == calls
