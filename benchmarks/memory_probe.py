@@ -13,6 +13,8 @@ after each step is logged (between steps: gradients dropped, the engine synced),
 - every `--every` steps: the number of Python objects the garbage collector tracks and the live torch tensors
   (count and bytes of their storages), from gc.get_objects().
 
+The run's own trim (trainer.release_memory_every, 100 steps by default) shows as a drop in RSS at those steps;
+`trainer.release_memory_every=0` reads glibc's heap as it is (the 2026-12-06 figures were taken before that setting).
 `--trim` calls malloc_trim(0) after each reading, which hands glibc's free pages back: if RSS then stays
 flat, what grew was the allocator's, not the program's. For each series: first / last value and the
 least-squares slope per hour after the first `--warmup` steps.
