@@ -62,9 +62,10 @@ def value_targets(root: Node, correct: Callable[[Node], bool]) -> dict[Node, flo
     return out
 
 
-def collect(engine, verifier, records: list[Record], budget: int, settings: MCTSSettings, out_dir: str,
-            max_new_tokens: int, generator: torch.Generator) -> dict:
-    """Search every problem with the verifier as value function; write sft.jsonl and values.jsonl."""
+def collect_rows(engine, verifier, records: list[Record], budget: int, settings: MCTSSettings, max_new_tokens: int,
+                 generator: torch.Generator) -> dict:
+    """Search every problem with the verifier as value function: its sft and values rows, problems solved and
+    tokens spent (a part of the collection: several ranks each search a slice of the problems)."""
     trees: list[Node] = []
 
     class Keep:  # mcts builds its roots inside; keep a handle on each as its first value call sees it
@@ -83,10 +84,31 @@ def collect(engine, verifier, records: list[Record], budget: int, settings: MCTS
             sft.append({"prompt": rec.prompt, "response": text})
         for node, v in value_targets(root, correct).items():
             values.append({"prompt": rec.prompt, "prefix": node.prefix_text(), "target": round(v, 6)})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
-    (out / "values.jsonl").write_text("".join(json.dumps(r) + "\n" for r in values))
     solved = sum(any(n.terminal and n.score == 1.0 for n in root.nodes()) for root in trees)
-    return {"problems": len(records), "solved": solved, "sft_rows": len(sft), "value_rows": len(values),
-            "tokens_per_problem": sum(r.tokens_used for r in results) / max(len(records), 1), "dir": str(out)}
+    return {"sft": sft, "values": values, "solved": solved, "tokens": sum(r.tokens_used for r in results)}
+
+
+def write_collection(out_dir: str, parts: list[dict], problems: int, *, write: bool = True) -> dict:
+    """The parts' rows, in part order, as out_dir/sft.jsonl and out_dir/values.jsonl (write: false, the summary
+    only); returns the summary."""
+    sft = [r for part in parts for r in part["sft"]]
+    values = [r for part in parts for r in part["values"]]
+    out = Path(out_dir)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
+        (out / "values.jsonl").write_text("".join(json.dumps(r) + "\n" for r in values))
+    summary = {"problems": problems, "solved": sum(part["solved"] for part in parts), "sft_rows": len(sft),
+               "value_rows": len(values), "tokens_per_problem": sum(part["tokens"] for part in parts) / max(problems, 1),
+               "dir": str(out)}
+    if len(parts) > 1:  # several ranks: what each contributed
+        summary["ranks"] = [{"solved": part["solved"], "sft_rows": len(part["sft"]), "value_rows": len(part["values"])}
+                            for part in parts]
+    return summary
+
+
+def collect(engine, verifier, records: list[Record], budget: int, settings: MCTSSettings, out_dir: str,
+            max_new_tokens: int, generator: torch.Generator) -> dict:
+    """Search every problem with the verifier as value function; write sft.jsonl and values.jsonl."""
+    part = collect_rows(engine, verifier, records, budget, settings, max_new_tokens, generator)
+    return write_collection(out_dir, [part], len(records))

@@ -74,15 +74,19 @@ def build_value(cfg: Config, tokenizer, device):
     return PRMValue(load(prm_path), load(ref_path), tokenizer, beta, reduce=s.value_reduce)
 
 
-def run_collection(cfg: Config, engine, verifier, sampler) -> dict:
-    """search.collect_dir set: ReST-MCTS* data from training problems (search/collect.py)."""
-    from search.collect import collect
+def run_collection(cfg: Config, engine, verifier, sampler, d: distributed.Dist = distributed.Dist()) -> dict:
+    """search.collect_dir set: ReST-MCTS* data from training problems (search/collect.py). Under torchrun every rank
+    draws the same problems and searches its contiguous slice, seeded with trainer.seed + its rank (so not the
+    one-process samples); rank 0 writes every rank's rows, in problem order."""
+    from search.collect import collect_rows, write_collection
     from search.methods import mcts_settings
 
     s = cfg.search
-    settings = mcts_settings(s, step_split(cfg))
-    return collect(engine, verifier, sampler.next(s.collect_size), s.budgets[-1], settings, s.collect_dir,
-                   cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed))
+    records = sampler.next(s.collect_size)
+    lo, hi = d.share(len(records))
+    part = collect_rows(engine, verifier, records[lo:hi], s.budgets[-1], mcts_settings(s, step_split(cfg)),
+                        cfg.eval.max_new_tokens, torch.Generator().manual_seed(cfg.trainer.seed + d.rank))
+    return write_collection(s.collect_dir, d.gather(part), len(records), write=d.is_main)
 
 
 def run(cfg: Config, *, log=print) -> dict:
@@ -128,10 +132,7 @@ def search_all(cfg: Config, d: distributed.Dist, tok, device, sampler, problems:
     with VerifierPool(verifier_options(cfg, "evaluate"), workers=d.cpu_share(cfg.verifier.workers),
                       timeout_s=cfg.verifier.timeout_s, plugins=cfg.verifier.plugins).require(verifier_names(cfg)) as verifier:
         if cfg.search.collect_dir:
-            if d.enabled:
-                raise ConfigError([f"search.collect_dir={cfg.search.collect_dir}: collection runs on one process "
-                                   f"(this job has {d.world} ranks): run it with plain python"])
-            summary = run_collection(cfg, engine, verifier, sampler)
+            summary = run_collection(cfg, engine, verifier, sampler, d)
             log(json.dumps(summary))
             return {"problems": summary["problems"], "rows": [], "output": None, "collected": summary, "main": d.is_main}
         prm_value = build_value(cfg, tok, device) if cfg.search.value == "prm" and NEEDS_VALUE & set(cfg.search.methods) else None

@@ -303,6 +303,22 @@ def test_evaluate_splits_problems_across_ranks_and_reports_the_one_process_table
     assert rows(tmp_path, "two.rank1.jsonl")  # rank 1 did its share
 
 
+def test_collection_splits_the_problems_across_ranks_and_rank_0_writes_them_all(tmp_path):
+    """search.collect_dir at two ranks: each searches its half of the same draw of problems (seeded by rank),
+    and rank 0 writes every rank's traces and value targets: rank 0's rows, then rank 1's."""
+    data = tmp_path / "collected"
+    args = ["evaluate.py", "model.path=assets/tiny-math", f"search.collect_dir={data}", "search.collect_size=16",
+            "search.budgets=[1024]", "search.max_simulations=32", "search.value=verifier", "trainer.threads=1"]
+    out = launch(torchrun("--nproc_per_node=2", f"--master_port={free_port()}", *args))
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    values, sft = rows(data, "values.jsonl"), rows(data, "sft.jsonl")
+    first, second = summary["ranks"]
+    assert summary["problems"] == 16 and first["value_rows"] > 0 and second["value_rows"] > 0
+    assert len(values) == first["value_rows"] + second["value_rows"] and len(sft) == first["sft_rows"] + second["sft_rows"]
+    ours = {v["prompt"] for v in values[:first["value_rows"]]}
+    assert ours and not ours & {v["prompt"] for v in values[first["value_rows"]:]}  # no problem searched twice
+
+
 def test_refilling_filters_and_mini_batches_run_at_two_ranks(tmp_path):
     """Dynamic sampling and the accuracy filter refill each rank to its own share: a rank that is full still
     enters the generation phase (a collective on sharded weights) while others draw again, and mini-batches
