@@ -12,7 +12,7 @@ its own (`rollout/logprob_gap_*` in the metrics): they must agree when the engin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import torch
@@ -86,9 +86,11 @@ class Learner:
         PRM's reference, a KL penalty in the reward)."""
         if not self.on_policy or old_needed_early:
             batch.logp_old = self.logprobs(batch)
+            batch.layouts["logp_old"] = replace(self.forward)  # as it was when the tensor was computed
         if self.ref is not None:
             with self.ref.scoring() as ref:
                 batch.logp_ref = self.logprobs(batch, ref)
+            batch.layouts["logp_ref"] = replace(self.forward)
 
     # ------------------------------------------------------------------ update
     def update(self, batch: TrainBatch, generator: torch.Generator) -> dict[str, float]:

@@ -7,8 +7,9 @@ from their verifier outcomes, in the order the config asks (docs/algorithms.md 4
 The reference is the frozen initial model (PRIME, prm.reference=frozen) or the policy that sampled the
 rollouts (OPRL / iStar, prm.reference=policy). q = log pi_phi - log pi_ref must compare two forwards of the
 same precision and layout (PRIME computes both alike): the learner's logp_ref / logp_old are reused only when
-the learner's Forward equals the PRM's; otherwise (e.g. the learner under bf16 autocast, the PRM in fp32) the
-reference is scored again under the PRM's Forward. The values feed the advantage
+the Forward the learner computed them under (batch.layouts) equals the PRM's; otherwise (e.g. the learner under
+bf16 autocast, the PRM in fp32, or either micro-batch budget halved after an out-of-memory) the reference is
+scored again under the PRM's Forward. The values feed the advantage
 estimator through AdvantageInputs. `ProcessStep` is what the loop calls every step: without a PRM it
 returns no values and does nothing.
 """
@@ -36,7 +37,9 @@ from reasonrl.types import Record, Rollout, RolloutGroup, TrainBatch
 from verifiers.steps import has_step_verifier
 
 REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, Reuse) -> (N, T) log-probs
-UPDATE_ORDERS: Registry = Registry("PRM update order")  # prm.update: (prm, batch, correct, ref) -> (q, metrics)
+# prm.update: (prm, batch, correct, reference) -> (q, metrics); reference() gives the reference log-probs under
+# the PRM's Forward as it is at the call (scored again only when an out-of-memory halving changed it)
+UPDATE_ORDERS: Registry = Registry("PRM update order")
 GRANULARITIES: Registry = Registry("process granularity")  # prm.granularity: step ends (N, T)
 SOURCES = ("implicit", "verifier")  # prm.source: the implicit PRM, or the verifier's step checks (verify_steps)
 
@@ -52,12 +55,22 @@ class ProcessRewards:
 class Reuse:
     """Which of the learner's log-probs the PRM may take as its reference's. kl_ref: the batch's logp_ref is the
     frozen reference's (the PRM starts from the policy); learner_tensors: the learner's forward equals the PRM's,
-    so its tensors are what the PRM would compute; policy: the sampling policy, scored under the PRM's forward
-    when the learner's tensors are not reusable (None: they must be)."""
+    so its tensors are what the PRM would compute (a tensor stamped in batch.layouts is judged by its stamp);
+    policy: the sampling policy, scored under the PRM's forward when the learner's tensors are not reusable
+    (None: they must be)."""
 
     kl_ref: bool = False
     learner_tensors: bool = True
     policy: Optional[torch.nn.Module] = None
+
+
+def reusable(prm: ImplicitPRM, batch: TrainBatch, name: str, reuse: Reuse) -> bool:
+    """Whether the batch's learner tensor `name` is what the PRM's own forward would compute: by the Forward it
+    was computed under when the learner stamped it, else by the caller's word (reuse.learner_tensors)."""
+    if getattr(batch, name) is None:
+        return False
+    layout = batch.layouts.get(name)
+    return reuse.learner_tensors if layout is None else layout == prm.forward
 
 
 # --------------------------------------------------------------------------- the choices
@@ -66,7 +79,7 @@ class Reuse:
 def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch.Tensor:
     """PRIME: the frozen initial model. When it is also the KL reference, the learner's logp_ref is reused
     (when computed under the PRM's forward)."""
-    if reuse.kl_ref and reuse.learner_tensors and batch.logp_ref is not None:
+    if reuse.kl_ref and reusable(prm, batch, "logp_ref", reuse):
         return batch.logp_ref
     return prm.ref_logp(batch)
 
@@ -75,9 +88,9 @@ def frozen_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch
 def policy_reference(prm: ImplicitPRM, batch: TrainBatch, reuse: Reuse) -> torch.Tensor:
     """OPRL: the policy that sampled the batch: its logp_old (filled by the learner before the update) when the
     learner's forward is the PRM's, else the policy scored under the PRM's forward. Also scored when logp_old is
-    missing although the forwards now match: an out-of-memory halving in this step can make them equal after
-    the learner decided it need not fill logp_old early."""
-    if (not reuse.learner_tensors or batch.logp_old is None) and reuse.policy is not None:
+    missing although the forwards now match (an out-of-memory halving in this step can make them equal after
+    the learner decided it need not fill logp_old early), and when it was computed under a budget since halved."""
+    if not reusable(prm, batch, "logp_old", reuse) and reuse.policy is not None:
         return prm.forward.all_logprobs(reuse.policy, batch)
     if batch.logp_old is None:
         raise ValueError("prm.reference=policy needs the batch's logp_old before the PRM step")
@@ -88,17 +101,17 @@ policy_reference.needs_logp_old = True  # when the learner's tensors are reused
 
 
 @UPDATE_ORDERS.register("after")
-def score_then_learn(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, ref: torch.Tensor):
+def score_then_learn(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, reference: Callable):
     """Scored by the PRM as it was before this step (its update's own forward: one PRM forward)."""
-    metrics, phi = prm.update(batch, correct, ref)
-    return implicit_q(phi, ref, batch.loss_mask), metrics
+    metrics, phi = prm.update(batch, correct, reference())
+    return implicit_q(phi, reference(), batch.loss_mask), metrics
 
 
 @UPDATE_ORDERS.register("before")
-def learn_then_score(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, ref: torch.Tensor):
+def learn_then_score(prm: ImplicitPRM, batch: TrainBatch, correct: torch.Tensor, reference: Callable):
     """One PRM step, then scored by the updated PRM (a second forward)."""
-    metrics, _ = prm.update(batch, correct, ref)
-    return prm.token_rewards(batch, ref), metrics
+    metrics, _ = prm.update(batch, correct, reference())
+    return prm.token_rewards(batch, reference()), metrics
 
 
 @GRANULARITIES.register("token")
@@ -289,8 +302,7 @@ class ProcessStep:
         elif self.prm is None:
             return ProcessRewards()
         else:
-            ref = REFERENCES.get(cfg.reference)(self.prm, batch, self.reuse)
-            q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), ref)
+            q, metrics = UPDATE_ORDERS.get(cfg.update)(self.prm, batch, correct.float(), self.reference(batch))
             ends = GRANULARITIES.get(cfg.granularity)(groups, batch, self.tokenizer, cfg.step_split)
             values = process_values(q, ends, batch.loss_mask, beta=cfg.beta, shaping=cfg.shaping, eta=cfg.eta)
         values = gate_rows(values, outcome, cfg.gate_threshold)
@@ -301,6 +313,18 @@ class ProcessStep:
                         "process/return_correct": per_row[right].mean().item() if right.any() else 0.0,
                         "process/return_wrong": per_row[~right].mean().item() if (~right).any() else 0.0})
         return ProcessRewards(values, ends, metrics)
+
+    def reference(self, batch: TrainBatch) -> Callable[[], torch.Tensor]:
+        """The batch's reference log-probs (prm.reference) under the PRM's Forward as it is when called: kept while
+        that Forward stays, scored again if the PRM's update halved its micro-batch budget (phi then comes from
+        the halved layout, and q must compare like with like)."""
+        kept: list = []  # [(the Forward it was computed under, log-probs)]
+
+        def ref() -> torch.Tensor:
+            if not kept or kept[0][0] != self.prm.forward:
+                kept[:] = [(replace(self.prm.forward), REFERENCES.get(self.cfg.reference)(self.prm, batch, self.reuse))]
+            return kept[0][1]
+        return ref
 
     def held_out_auroc(self, records: list[Record], rollouts: list[Rollout], correct: torch.Tensor, engine,
                        policy_logp: Callable[[TrainBatch], torch.Tensor]) -> Optional[float]:

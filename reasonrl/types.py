@@ -73,6 +73,9 @@ class TrainBatch:
     logp_engine    (N, T) | None   the rollout engine's own log-prob of each sampled response token
     group_ids      (N,)    index of the prompt (uid) each row belongs to
     prompt_lens    (N,)    prompt tokens at the start of each row
+    layouts        the Forward (reasonrl/batching.py) the learner computed logp_old / logp_ref under, by name: the
+                   PRM reuses one only under its own Forward (a micro-batch budget halved after an out-of-memory
+                   changes the layout, and with it the floats). Not carried by select(): a row subset is a new layout
     """
 
     input_ids: torch.Tensor
@@ -84,6 +87,7 @@ class TrainBatch:
     group_ids: torch.Tensor | None = None
     logp_engine: torch.Tensor | None = None
     prompt_lens: torch.Tensor | None = None
+    layouts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:

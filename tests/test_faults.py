@@ -115,6 +115,7 @@ def test_an_oom_halves_the_micro_batch_budget_and_retries(embedded_model_dir, mo
                           max_tokens_per_microbatch=budget)
         batch = ragged_batch()
         learner.prepare(batch, old_needed_early=True)  # a forward-only pass retries too
+        assert batch.layouts["logp_old"].max_tokens == 125  # the layout it was computed under, for the PRM's reuse
         out[budget] = learner.update(batch, torch.Generator()), weights(model)
     (stats, w), (ref_stats, ref_w) = out[1000], out[125]
     assert stats["fault/oom_retries"] == 3 and stats["trainer/microbatch_tokens"] == 125

@@ -115,6 +115,50 @@ def test_a_budget_halved_mid_step_that_makes_the_forwards_match_still_scores_the
     assert out.values.abs().max().item() == 0.0  # the PRM is the sampling policy at step 1: q is exactly 0
 
 
+def test_a_logp_old_computed_before_a_halving_is_not_reused_under_the_halved_layout(setup):
+    """Review finding: OPRL with a KL term (or several mini-batches) fills logp_old early under the learner's
+    budget; an out-of-memory halving while it computes logp_ref then makes the learner's forward equal the
+    PRM's. The forwards match now, but logp_old was computed under the old layout (q ~ 1e-7, not 0, with real
+    tensors): the batch's stamp says so, and the PRM scores the policy itself. The stand-in logp_old is visibly
+    not the policy's, so reusing it would give q = 1 on every response token."""
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, reference="policy", update="after", lr=1e-2, beta=0.5)
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=2048)
+    learner = {"forward": Forward(4096)}
+    step = ProcessStep(prm, cfg, tok, learner_forward=lambda: learner["forward"], policy=policy)
+    batch.logp_old = Forward(4096).all_logprobs(policy, batch) - 1.0
+    batch.layouts["logp_old"] = Forward(4096)  # what the learner's prepare() records
+    learner["forward"] = Forward(2048)  # halved while computing logp_ref: equal to the PRM's now
+    assert step.reuse.learner_tensors
+    assert step(batch, groups, correct, correct).values.abs().max().item() == 0.0
+    batch.layouts["logp_old"] = Forward(2048)  # had it been computed under the PRM's layout, it is reused
+    expected = 0.5 * (prm.logp(batch) - batch.logp_old) * batch.loss_mask  # update=after: the pre-update PRM's q
+    torch.testing.assert_close(step(batch, groups, correct, correct).values, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_halving_inside_the_prm_update_rescores_the_reference_under_the_new_layout(setup, monkeypatch):
+    """phi comes from the PRM update's forward; if that update runs out of memory and halves the PRM's budget,
+    phi is the halved layout's, so the reference q compares it with is scored again under the same layout."""
+    tok, policy, groups, batch, correct = setup
+    cfg = PrmConfig(enabled=True, reference="frozen", update="after", lr=1e-2, beta=0.5)
+    prm = build_prm(policy, cfg, dtype="float32", attn_implementation="sdpa", max_tokens_per_microbatch=2048)
+    step = ProcessStep(prm, cfg, tok, reuse_kl_ref=True, learner_forward=lambda: Forward(2048), policy=policy)
+    batch.logp_ref = Forward(2048).all_logprobs(policy, batch) - 1.0  # a stand-in, stamped with the PRM's layout
+    batch.layouts["logp_ref"] = Forward(2048)
+    real = prm._backward_separable
+    calls = []
+
+    def out_of_memory_once(*args):
+        calls.append(prm.forward.max_tokens)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("injected")
+        return real(*args)
+    monkeypatch.setattr(prm, "_backward_separable", out_of_memory_once)
+    out = step(batch, groups, correct, correct)
+    assert calls == [2048, 1024] and prm.forward.max_tokens == 1024
+    assert out.values.abs().max().item() == 0.0  # the stale stand-in would give 0.5 * 1 on every token
+
+
 @pytest.mark.parametrize("gate", [1.0, None])
 def test_process_rewards_with_shaping_and_gate(setup, gate):
     """A PRM that has learned (update=before, after a few steps) scores some steps below eta: clip makes
