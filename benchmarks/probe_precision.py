@@ -34,9 +34,12 @@ def main() -> None:
         p.learner.prepare(batch, old_needed_early=True)
         rewards = shaped_rewards(ro, batch, cfg)
         out = {}
+        stamps = dict(batch.layouts)  # the layouts prepare() recorded: the fixed path judges reuse by them
         for name, forward in (("reused_bf16", None), ("prm_forward", p.learner.forward)):
+            # the old behaviour: no stamps, and the caller's word (None: "the learner's tensors match") decides
+            batch.layouts = {} if forward is None else dict(stamps)
             step = ProcessStep(copy.deepcopy(p.process.prm), cfg.prm, p.tokenizer, reuse_kl_ref=True,
-                               learner_forward=lambda: forward, policy=p.policy)
+                               learner_forward=forward and (lambda: forward), policy=p.policy)
             pr = step(batch, ro.groups, rewards.flatten(), ro.correct.flatten())
             out[name] = ((pr.values / cfg.prm.beta).abs().max().item(), advantages(rewards, batch, pr, cfg, p.dist))
         moved = (out["reused_bf16"][1] - out["prm_forward"][1])[batch.loss_mask.bool()].abs()
