@@ -195,7 +195,7 @@ class EvalConfig:
 
 @dataclass
 class SearchConfig:
-    methods: list = option(["greedy", "best_of_n", "majority", "beam", "mcts"], "evaluate.py methods: greedy | best_of_n | majority | beam | mcts")
+    methods: list = option(["greedy", "best_of_n", "majority", "beam", "mcts"], "evaluate.py methods: greedy | best_of_n | majority | weighted_vote | beam | mcts")
     budgets: list = option([128, 512], "generated tokens per problem each method may spend (one table block per budget)")
     value: str = option("prm", "value function for best_of_n / beam / mcts: prm (implicit PRM Q-value) | verifier (needs references) | step_verifier (the verifier's step checks, verify_steps: exact, no model; needs references)")
     value_reduce: str = option("prefix", "search.value=prm: the prefix's value from its log-ratios q: prefix (sigmoid(beta * sum q), PRIME's Q) | mean_q (sigmoid(mean q per token)) | min_step (sigmoid(beta * the lowest step's sum q), EurusPRM's best-of-N)")
@@ -215,7 +215,7 @@ class SearchConfig:
     step_split: Optional[str] = option(None, "what ends a step: newline | double_newline (none = prm.step_split, the PRM's own)")
     max_depth: int = option(8, "most steps in a solution")
     temperature: float = option(0.7, "sampling temperature of search expansions and best-of-N / majority samples")
-    chunk: int = option(4, "samples per engine call for best_of_n / majority")
+    chunk: int = option(4, "samples per engine call for best_of_n / majority / weighted_vote")
     output: Optional[str] = option(None, "per-problem results as JSONL, appended as each batch of problems finishes; problems already in the file are skipped (resume) (none = not written)")
     problems_per_call: int = option(32, "problems searched together (one batch of engine calls); results are written after each batch")
     collect_dir: Optional[str] = option(None, "self-training mode: MCTS with the verifier on training problems, writing sft.jsonl and values.jsonl here instead of evaluating")

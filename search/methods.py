@@ -12,7 +12,7 @@ from reasonrl.steps import SPLITTERS
 from reasonrl.types import SamplingParams
 from search.beam import BeamSettings, beam_search
 from search.mcts import ANSWERS, SELECTIONS, MCTSSettings, SearchResult, mcts
-from search.sampling import best_of_n, majority_vote
+from search.sampling import best_of_n, majority_vote, weighted_vote
 from search.values import VALUE_REDUCTIONS, VALUE_SOURCES
 
 METHODS: Registry = Registry("search method")
@@ -50,6 +50,14 @@ def majority_method(ctx: Context, records, budget: int) -> list[SearchResult]:
                          temperature=s.temperature, generator=ctx.generator)
 
 
+@METHODS.register("weighted_vote")
+def weighted_vote_method(ctx: Context, records, budget: int) -> list[SearchResult]:
+    """Majority vote over best-of-N's samples with each vote weighted by the sample's value."""
+    s = ctx.settings
+    return weighted_vote(ctx.engine, ctx.value_fn, records, budget, chunk=s.chunk, max_new_tokens=ctx.max_new_tokens,
+                         temperature=s.temperature, generator=ctx.generator)
+
+
 @METHODS.register("beam")
 def beam_method(ctx: Context, records, budget: int) -> list[SearchResult]:
     s = ctx.settings
@@ -70,7 +78,7 @@ def mcts_settings(s, split: str) -> MCTSSettings:
                         answer=s.answer, widen=s.widen, dead_retries=s.dead_retries, retry_heat=s.retry_heat)
 
 
-NEEDS_VALUE = {"best_of_n", "beam", "mcts"}
+NEEDS_VALUE = {"best_of_n", "weighted_vote", "beam", "mcts"}
 
 
 def check_search(s) -> Problems:

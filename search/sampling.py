@@ -1,4 +1,4 @@
-"""Whole-response sampling baselines: best-of-N by value (the PRM), majority vote, pass@k.
+"""Whole-response sampling baselines: best-of-N by value (the PRM), majority vote, value-weighted vote, pass@k.
 
 Samples are drawn in rounds of up to `chunk` per problem, as many as the budget left can pay for at
 max_new_tokens each, until it cannot pay for one more.
@@ -62,21 +62,57 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     return 1.0 - comb(n - correct, k) / comb(n, k)
 
 
-def best_of_n(engine, value_fn, records: list[Record], budget: int, *, chunk: int, max_new_tokens: int,
-              temperature: float, generator: torch.Generator) -> list[SearchResult]:
+def scored_samples(engine, value_fn, records: list[Record], budget: int, *, chunk: int, max_new_tokens: int,
+                   temperature: float, generator: torch.Generator):
+    """draw()'s samples, each scored by value_fn as a one-step path (the prefix is the whole response):
+    (samples, budgets, values) with values[i][j] the value of problem i's sample j."""
     samples, budgets = draw(engine, records, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                             temperature=temperature, generator=generator)
     flat = [(i, Node().add_child(Node(text=r.text, token_ids=list(r.response_ids), terminal=True)))
-            for i, group in enumerate(samples) for r in group]  # one-step paths: the prefix is the whole response
-    values = value_fn([records[i] for i, _ in flat], [n for _, n in flat])
-    best: dict[int, tuple[float, str]] = {}
-    for (i, node), v in zip(flat, values):
-        if i not in best or v > best[i][0]:
-            best[i] = (v, node.text)
+            for i, group in enumerate(samples) for r in group]
+    flat_values = iter(value_fn([records[i] for i, _ in flat], [n for _, n in flat]))
+    return samples, budgets, [[next(flat_values) for _ in group] for group in samples]
+
+
+def best_of_n(engine, value_fn, records: list[Record], budget: int, *, chunk: int, max_new_tokens: int,
+              temperature: float, generator: torch.Generator) -> list[SearchResult]:
+    samples, budgets, values = scored_samples(engine, value_fn, records, budget, chunk=chunk,
+                                              max_new_tokens=max_new_tokens, temperature=temperature,
+                                              generator=generator)
     out = []
-    for i, (group, b) in enumerate(zip(samples, budgets)):
-        value, text = best.get(i, (None, ""))
-        out.append(SearchResult(text=text, tokens_used=b.used, simulations=len(group), value=value))
+    for group, b, vs in zip(samples, budgets, values):
+        j = max(range(len(group)), key=lambda k: vs[k], default=None)  # the first of equal values
+        out.append(SearchResult(text="" if j is None else group[j].text, tokens_used=b.used, simulations=len(group),
+                                value=None if j is None else vs[j]))
+    return out
+
+
+def weighted(texts: list[str], values: list[float]) -> int | None:
+    """Index of the best-valued response carrying the answer whose responses' values sum highest (a tie goes to
+    the answer seen first). None when no response has an answer."""
+    answers = [answer_of(t) for t in texts]
+    totals: dict[str, float] = {}
+    for a, v in zip(answers, values):
+        if a is not None:
+            totals[a] = totals.get(a, 0.0) + v
+    if not totals:
+        return None
+    top = max(totals, key=totals.get)  # dicts keep first-seen order: max returns the first of equal totals
+    return max((i for i, a in enumerate(answers) if a == top), key=lambda i: values[i])
+
+
+def weighted_vote(engine, value_fn, records: list[Record], budget: int, *, chunk: int, max_new_tokens: int,
+                  temperature: float, generator: torch.Generator) -> list[SearchResult]:
+    """Majority vote with each sample's vote weighted by its value (weighted self-consistency, as in
+    Math-Shepherd): best-of-N's samples and values, majority vote's aggregation."""
+    samples, budgets, values = scored_samples(engine, value_fn, records, budget, chunk=chunk,
+                                              max_new_tokens=max_new_tokens, temperature=temperature,
+                                              generator=generator)
+    out = []
+    for group, b, vs in zip(samples, budgets, values):
+        j = weighted([r.text for r in group], vs)
+        out.append(SearchResult(text="" if j is None else group[j].text, tokens_used=b.used, simulations=len(group),
+                                value=None if j is None else vs[j]))
     return out
 
 

@@ -9,7 +9,7 @@ import torch
 from search.beam import BeamSettings, beam_search
 from search.expand import Budget, expand
 from search.mcts import MCTSSettings, mcts
-from search.sampling import majority, majority_vote, pass_at_k
+from search.sampling import majority, majority_vote, pass_at_k, weighted, weighted_vote
 from search.tree import Node, backup, puct, set_priors, uct
 from tests.search.toy import BEST, ToyEngine, toy_record, toy_value
 
@@ -86,6 +86,37 @@ def test_majority_vote_ties_go_to_the_answer_seen_first_and_pass_at_k_by_hand():
     [res] = majority_vote(ToyEngine(), [toy_record()], 30, chunk=3, max_new_tokens=4, temperature=1.0,
                           generator=torch.Generator())
     assert (res.tokens_used, res.simulations) == (28, 14)
+
+
+def test_weighted_vote_sums_each_answers_values_and_shows_its_best_sample():
+    texts = ["\\boxed{1}", "\\boxed{2}", "\\boxed{2}", "x", "\\boxed{1}", "\\boxed{1}"]
+    # majority picks 1 (three votes); by value 2 wins: 0.9 + 0.8 = 1.7 against 0.1 + 0.2 + 0.3 = 0.6
+    assert majority(texts) == 0
+    assert weighted(texts, [0.1, 0.8, 0.9, 1.0, 0.2, 0.3]) == 2  # answer 2's best-valued sample, not the first
+    # equal values: the vote is majority's; the unparsable text's value counts for nothing
+    assert weighted(texts, [0.5] * 6) == 0
+    # equal totals go to the answer seen first; no answer at all: None
+    assert weighted(["\\boxed{7}", "\\boxed{8}"], [0.4, 0.4]) == 0 and weighted(["a", "b"], [1.0, 1.0]) is None
+
+
+def test_weighted_vote_end_to_end_differs_from_best_of_n_and_majority():
+    """The toy engine's root options in order; a value that likes answer 3's one sample most but answer 5's
+    two samples more in sum: best-of-N picks 3, majority and the weighted vote 5 -- unless 3's value beats
+    their sum."""
+    from search.sampling import best_of_n
+    engine = {"": ["\\boxed{5}", "\\boxed{3}", "\\boxed{5}"]}
+
+    def value_of(scores):
+        return lambda records, nodes: [scores[n.text] for n in nodes]
+    kw = dict(chunk=3, max_new_tokens=10, temperature=1.0, generator=torch.Generator())  # 9 characters + EOS
+    run = lambda method, scores: method(ToyEngine(engine), [toy_record()], 30, **kw) if scores is None \
+        else method(ToyEngine(engine), value_of(scores), [toy_record()], 30, **kw)  # noqa: E731
+    close = {"\\boxed{5}": 0.4, "\\boxed{3}": 0.6}
+    assert run(best_of_n, close)[0].text == "\\boxed{3}"
+    assert run(majority_vote, None)[0].text == "\\boxed{5}"
+    [res] = run(weighted_vote, close)
+    assert (res.text, res.value, res.simulations) == ("\\boxed{5}", 0.4, 3)
+    assert run(weighted_vote, {"\\boxed{5}": 0.1, "\\boxed{3}": 0.9})[0].text == "\\boxed{3}"
 
 
 def test_rest_mcts_value_targets_match_the_reference_vector(vectors):
