@@ -154,6 +154,7 @@ class PrmConfig:
     loo_form: str = option("auto", "prime: process leave-one-out baseline: per step as released (code) | per step as in the paper (paper) | the other responses' whole process return (return: keeps Clip/Delta's bounds) | auto (return under clip/delta/clip_delta/delta_keep_last, else code)")
     norm: str = option("auto", "prime: process values / the batch's largest |return-to-go| (batch, PRIME's default) | as they are (none) | auto (none under a bounded shaping, else batch)")
     alpha: float = option(1.0, "oprl: weight of the step-level advantage")
+    step_norm: str = option("z", "oprl: the step rewards over the group's steps: z (iStar's paper: z-scored, unit scale however little the PRM has learned) | center (minus their mean, their own scale kept)")
     warmstart: Optional[str] = option(None, "values.jsonl from search collection: fit the PRM to its per-step value targets before RL (needs loss=ce, reference=frozen)")
     warmstart_epochs: int = option(2, "passes over the warm-start value targets")
 

@@ -474,7 +474,7 @@ def advantages(rewards: torch.Tensor, batch: TrainBatch, process: ProcessRewards
     a, q = cfg.algorithm, cfg.prm
     loo_form, norm = prime_defaults(q.shaping, q.loo_form, q.norm)
     options = AdvantageOptions(eps=a.adv_eps, ddof=a.std_ddof, loo_form=loo_form, process_coef=q.process_coef,
-                               norm=norm, alpha=q.alpha)
+                               norm=norm, alpha=q.alpha, step_norm=q.step_norm)
     estimator = ADVANTAGES.get(a.advantage)
     if not d.enabled:
         return estimator(AdvantageInputs(rewards, batch.loss_mask, process.values, process.ends, options))

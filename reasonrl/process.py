@@ -24,7 +24,7 @@ import torch
 from reasonrl.algorithms import LOO_FORMS, PROCESS_NORMS, PROCESS_SHAPINGS
 from reasonrl.algorithms.process_advantages import (close_last_step, gate_rows, process_values, shape_steps,
                                                      zero_flat_groups)
-from reasonrl.algorithms.process_rewards import auroc, implicit_q
+from reasonrl.algorithms.process_rewards import STEP_NORMS, auroc, implicit_q
 from reasonrl.batching import Forward, collate
 from reasonrl.distributed import Dist, shard
 from reasonrl.logprobs import DEFAULT_MAX_LOGITS
@@ -239,7 +239,8 @@ def check_prm(q) -> Problems:
     if not q.enabled:
         return p
     for key, registry in (("reference", REFERENCES), ("update", UPDATE_ORDERS), ("granularity", GRANULARITIES),
-                          ("loss", PRM_LOSSES), ("loo_form", LOO_FORMS), ("norm", PROCESS_NORMS)):
+                          ("loss", PRM_LOSSES), ("loo_form", LOO_FORMS), ("norm", PROCESS_NORMS),
+                          ("step_norm", STEP_NORMS)):
         if not (key in ("loo_form", "norm") and getattr(q, key) == "auto"):
             p.known(registry, f"prm.{key}", getattr(q, key))
     p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)

@@ -35,6 +35,7 @@ class AdvantageOptions:
     process_coef: float = 1.0  # prime: weight of the process source (the outcome's is 1)
     norm: str = "batch"  # prime: process values / the batch's largest |return-to-go| ("batch"), or as they are
     alpha: float = 1.0  # oprl: weight of the step-level advantage
+    step_norm: str = "z"  # oprl: the step values' normalisation over the group (STEP_NORMS: z, center)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ in an (N, T) advantage that the unchanged policy loss consumes):
          batch's largest |return-to-go|: batch normalisation gives the process source the outcome's
          weight however little the PRM has learned yet, none lets it grow with the PRM's confidence.
   oprl   iStar, the paper's form: A = z(outcome within the group) + alpha * z(step value over all the
-         group's steps); each token gets the advantage of the step it belongs to. The paper's form is
+         group's steps); each token gets the advantage of the step it belongs to. step_norm=center keeps the
+         step values' scale (minus their group mean) instead of the z-score. The paper's form is
          chosen over the released code's (whose baseline depends on row order, docs/algorithms.md 5.4).
 """
 from __future__ import annotations
@@ -173,7 +174,7 @@ def prime(x: AdvantageInputs) -> torch.Tensor:
 
 @ADVANTAGES.register("oprl")
 def oprl(x: AdvantageInputs) -> torch.Tensor:
-    """iStar (paper form) per group of k rows: z(outcome) + alpha * z(step values), broadcast to step tokens."""
+    """iStar per group of k rows: z(outcome) + alpha * n(step values) (n: options.step_norm), broadcast to step tokens."""
     values, ends = x.process("oprl")
     k, outcome = x.group_size, x.rewards.flatten()
     step_adv = torch.zeros_like(values)
@@ -182,7 +183,7 @@ def oprl(x: AdvantageInputs) -> torch.Tensor:
         if len(rows) < 2:
             continue
         a = oprl_advantages_paper(values[g:g + k][rows, cols], rows, outcome[g:g + k], alpha=x.options.alpha,
-                                  ddof=x.options.ddof)
+                                  ddof=x.options.ddof, step_norm=x.options.step_norm)
         step_adv[g + rows, cols] = a.to(values.dtype)
     return broadcast_steps(step_adv, ends, x.mask)
 

@@ -102,10 +102,27 @@ def _zscore(x: torch.Tensor, ddof: int = 1, eps: float = 1e-6) -> torch.Tensor:
     return (x - x.mean()) / (x.std(correction=ddof) + eps)
 
 
+STEP_NORMS: Registry = Registry("OPRL step normalisation")  # prm.step_norm: (step rewards (S,), ddof) -> (S,)
+
+
+@STEP_NORMS.register("z")
+def step_zscore(step_rewards: torch.Tensor, ddof: int) -> torch.Tensor:
+    """iStar's paper: the z-score over the group's steps. Unit scale whatever the PRM has learned: q of
+    1e-4 (a PRM barely moved from its reference) weighs as much as the outcome's z-score."""
+    return _zscore(step_rewards, ddof)
+
+
+@STEP_NORMS.register("center")
+def step_center(step_rewards: torch.Tensor, ddof: int) -> torch.Tensor:
+    """Minus the group's mean step reward: the values keep their own scale (beta * sum q), so a PRM that knows
+    little adds little (as prm.norm=none does for PRIME)."""
+    return step_rewards - step_rewards.mean()
+
+
 def oprl_advantages_paper(step_rewards: torch.Tensor, traj: torch.Tensor, success: torch.Tensor, *,
-                          alpha: float = 1.0, ddof: int = 1) -> torch.Tensor:
-    """A = z(R(tau)) + alpha * z(r_step), the step z-score taken over all steps of the group."""
-    return _zscore(success.to(step_rewards.dtype), ddof)[traj] + alpha * _zscore(step_rewards, ddof)
+                          alpha: float = 1.0, ddof: int = 1, step_norm: str = "z") -> torch.Tensor:
+    """A = z(R(tau)) + alpha * n(r_step), n taken over all steps of the group (STEP_NORMS; the paper: z)."""
+    return _zscore(success.to(step_rewards.dtype), ddof)[traj] + alpha * STEP_NORMS.get(step_norm)(step_rewards, ddof)
 
 
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:

@@ -159,6 +159,18 @@ def test_oprl_on_the_batch_grid_is_the_istar_vector(vectors):
     assert adv[~mask.bool()].abs().sum() == 0
 
 
+@pytest.mark.parametrize("step_norm, step_part", [("z", 1e-4 / (math.sqrt(2e-8) + 1e-6)), ("center", 1e-4)])
+def test_oprl_step_norm_center_keeps_a_barely_trained_prms_scale(step_norm, step_part):
+    """K=2, one one-token step each, outcomes 1 / 0, step rewards +-1e-4 (a PRM barely moved from its reference).
+    By hand: z(outcome), ddof 1: (1 - 0.5) / sqrt(0.5) = +-0.7071. The paper's z-score of the step rewards
+    (std sqrt(2e-8), eps 1e-6) is +-0.702: noise of 1e-4 weighs as much as the outcome. Centred: +-1e-4."""
+    mask = torch.ones(2, 1, dtype=torch.float64)
+    values = torch.tensor([[1e-4], [-1e-4]], dtype=torch.float64)
+    adv = dense("oprl", values, mask, [1.0, 0.0], mask, 2, step_norm=step_norm)
+    outcome = 0.5 / (math.sqrt(0.5) + 1e-6)  # _zscore adds eps 1e-6 to the std
+    close(adv, [[outcome + step_part], [-outcome - step_part]], rtol=1e-6)
+
+
 @pytest.mark.parametrize("norm, returns", [("none", [[1.5, 0.75], [-1.5, -1.25]]), ("batch", [[2.0, 0.5], [-2.0, -1.5]])])
 def test_prime_norm_none_keeps_the_process_scale(norm, returns):
     """K=2, token granularity; process 0.5 on row 0's first token, outcomes 1 / 0. By hand:
