@@ -150,6 +150,7 @@ class PrmConfig:
     eta: float = option(0.5, "Clip threshold on p_k")
     gate_threshold: Optional[float] = option(None, "G-RA: process rewards count only when the outcome reward reaches this (none = no gate)")
     flat_groups: str = option("keep", "process values in a group whose outcomes are all equal (all right or all wrong, no outcome gradient): keep (PRIME) | zero (a probe: the process reward then acts only where the outcome already has signal)")
+    unchecked: str = option("carry", "source=verifier: a step (not the last) the verifier cannot check: carry (p stays as it was) | wrong (scores 0: no credit for lines that claim nothing checkable, which a policy learns to write when the outcome is rarely right)")
     process_coef: float = option(1.0, "prime: weight of the process source against the outcome")
     loo_form: str = option("auto", "prime: process leave-one-out baseline: per step as released (code) | per step as in the paper (paper) | the other responses' whole process return (return: keeps Clip/Delta's bounds) | auto (return under clip/delta/clip_delta/delta_keep_last, else code)")
     norm: str = option("auto", "prime: process values / the batch's largest |return-to-go| (batch, PRIME's default) | as they are (none) | auto (none under a bounded shaping, else batch)")

@@ -145,12 +145,17 @@ def step_ends(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: s
 
 # --------------------------------------------------------------------------- the step verifier as source
 
+UNCHECKED = {"carry": None, "wrong": 0.0}  # prm.unchecked: the score of a step the verifier cannot check
+
+
 def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str,
-                           verify_steps: Callable[[str, list[str], object], list], correct: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+                           verify_steps: Callable[[str, list[str], object], list], correct: torch.Tensor,
+                           unchecked: str = "carry") -> tuple[torch.Tensor, torch.Tensor]:
     """(p, ends), (N, T): the oracle's prefix score on each step end, p_k = 1 while every step the verifier can
     check (verify_steps(verifier name, steps, reference): a score or None per step) is right up to step k, the
-    min of those scores otherwise; the last step's also takes the outcome (correct (N,)). Steps and their end
+    min of those scores otherwise; the last step's also takes the outcome (correct (N,)). A step before the last
+    that the verifier cannot check leaves p as it was (unchecked="carry") or scores 0 ("wrong": no credit for
+    lines that claim nothing checkable, which a policy can otherwise write to keep p at 1). Steps and their end
     tokens come from the splitter the implicit PRM's step granularity uses."""
     ends, p = torch.zeros_like(batch.loss_mask), torch.zeros_like(batch.loss_mask)
     for row, start, group, r, texts in response_pieces(groups, tokenizer):
@@ -158,6 +163,8 @@ def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokeni
         scores = verify_steps(group.record.verifier, split_steps("".join(texts), split), group.record.reference)
         running = 1.0
         for k, (col, score) in enumerate(zip(cols, scores)):
+            if score is None and k < len(cols) - 1:
+                score = UNCHECKED[unchecked]
             running = min(running, float(score)) if score is not None else running
             if k == len(cols) - 1:  # the last step carries to the last valid token (EOS), as close_last_step does
                 col, running = start + len(r.response_ids) - 1, min(running, float(correct[row]))
@@ -246,6 +253,7 @@ def check_prm(q) -> Problems:
     p.one_of(PROCESS_SHAPINGS, "prm.shaping", q.shaping)
     p.one_of(SOURCES, "prm.source", q.source)
     p.one_of(("keep", "zero"), "prm.flat_groups", q.flat_groups)
+    p.one_of(tuple(UNCHECKED), "prm.unchecked", q.unchecked)
     if q.source == "verifier":
         p.need(q.shaping != "none", "prm.shaping", q.shaping,
                "prm.source=verifier scores prefixes (p_k in [0, 1]): use clip, delta, clip_delta, delta_keep_last or raw")
@@ -297,7 +305,8 @@ class ProcessStep:
         """Score, learn, and turn q into process values for the batch. outcome, correct: (N,)."""
         cfg = self.cfg
         if self.step_scores is not None:  # the oracle: the verifier's step checks as prefix scores
-            p, ends = verified_prefix_scores(groups, batch, self.tokenizer, cfg.step_split, self.step_scores, correct)
+            p, ends = verified_prefix_scores(groups, batch, self.tokenizer, cfg.step_split, self.step_scores, correct,
+                                             cfg.unchecked)
             values, metrics = shape_steps(p, ends, cfg.shaping, cfg.eta), {}
             metrics["process/first_error_step"] = first_error(p, ends)
         elif self.prm is None:

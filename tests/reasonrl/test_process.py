@@ -249,6 +249,29 @@ def test_the_step_verifier_as_process_source(setup):
         load_config(["prm.enabled=true", "prm.source=verifier", "algorithm.advantage=prime"])
 
 
+def test_unchecked_wrong_gives_no_credit_to_lines_the_verifier_cannot_check(setup):
+    """prm.unchecked=wrong: a step before the last with nothing checkable scores 0 (a policy whose answers are
+    rarely right learned to write bare numbers, "4\n4\n4", to keep p at 1: BENCHMARKS.md, long chains). The last
+    step (the boxed answer) is still the outcome's, and checked steps score as before."""
+    from reasonrl.process import StepScores
+
+    tok, *_ = setup
+    responses = ["3+4=7\n\\boxed{7}", "3+4=8\n8-1=7\n\\boxed{7}", "3+4=7\n\\boxed{9}", "so 3+4=7 obviously\n\\boxed{7}",
+                 "4\n4\n\\boxed{9}"]
+    groups = [group(tok, "Compute: 3+4\n", responses)]
+    batch = collate(groups, tok.pad_token_id)
+    correct = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0])
+    rows = {}
+    for unchecked in ("carry", "wrong"):
+        cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5, unchecked=unchecked)
+        out = ProcessStep(None, cfg, tok, step_scores=StepScores({}))(batch, groups, correct, correct)
+        rows[unchecked] = [out.values[i][out.ends[i].bool()].tolist() for i in range(5)]
+    assert rows["carry"][3:] == [[0.0, 0.0], [0.0, 0.0, -0.5]]  # the bare numbers keep p at 1 until the answer
+    assert rows["wrong"] == [[0.0, 0.0], [-0.5, -0.5, -0.5], [0.0, -0.5], [-0.5, -0.5], [-0.5, -0.5, -0.5]]
+    with pytest.raises(ConfigError, match="prm.unchecked"):
+        load_config(["prm.enabled=true", "prm.source=verifier", "prm.shaping=clip", "prm.unchecked=skip"])
+
+
 @pytest.mark.parametrize("flat", ["keep", "zero"])
 def test_flat_groups_zero_keeps_process_values_only_where_the_outcome_varies(setup, flat):
     """prm.flat_groups=zero (the probe): an all-wrong group's wrong steps lose their process values; a group
