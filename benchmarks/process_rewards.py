@@ -45,8 +45,9 @@ ARMS = {
     "prime_clip_delta": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta", *SAME_SAMPLES],
     "prime_clip_delta_ungated": ["--config", "configs/math_prime.yaml", *STEPS, "prm.shaping=clip_delta",
                                  "prm.gate_threshold=null", *SAME_SAMPLES],
-    "oprl": ["--config", "configs/math_oprl.yaml", *SAME_SAMPLES],
-    # iStar z-scores the step rewards (unit scale whatever the PRM knows); centred they keep their own scale
+    # iStar z-scores the step rewards (unit scale whatever the PRM knows); centred (the shipped config) they keep
+    # their own scale
+    "oprl": ["--config", "configs/math_oprl.yaml", "prm.step_norm=z", *SAME_SAMPLES],
     "oprl_center": ["--config", "configs/math_oprl.yaml", "prm.step_norm=center", *SAME_SAMPLES],
     "oprl_alpha0": ["--config", "configs/math_oprl.yaml", "prm.alpha=0", *SAME_SAMPLES],  # the outcome term alone
     # the audit's probes of why ungated PRIME collapses. (a) no process reward where the outcome has no signal:
