@@ -4,7 +4,7 @@
     python evaluate.py model.path=... search.methods=[greedy,mcts] search.budgets=[256] eval.size=100
 
 Takes the same config keys as train.py (data and eval choose the problems) plus the `search` section:
-methods (greedy, best_of_n, majority, beam, mcts), token budgets per problem, the value function (the
+methods (greedy, best_of_n, majority, weighted_vote, beam, mcts), token budgets per problem, the value function (the
 run's implicit PRM, or the verifier) and the search settings. Prints one table, writes per-problem
 results (answers, paths, tree summaries) to search.output as JSONL, and the rows as JSON last.
 """

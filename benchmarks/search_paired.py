@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 
 def correct_by_problem(path: str, method: str, budget: int) -> dict[int, int]:
-    """{problem index: 1 if right} for one method at one budget."""
+    """{problem index: 1 if right} for one method at one budget, from `path` and, for a run under torchrun,
+    the other ranks' `<stem>.rank<r><suffix>` beside it."""
+    p = Path(path)
     out = {}
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if row.get("method") == method and row.get("budget") == budget:
-                out[row["index"]] = int(bool(row["correct"]))
+    for part in [p, *sorted(p.parent.glob(f"{p.stem}.rank*{p.suffix}"))]:
+        with open(part) as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("method") == method and row.get("budget") == budget:
+                    out[row["index"]] = int(bool(row["correct"]))
     return out
 
 
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args()
+    if args.resamples < 100:
+        ap.error(f"--resamples {args.resamples}: use at least 100 (2000 by default) for a 95 % interval")
     (pa, ma), (pb, mb) = (x.rsplit(":", 1) for x in (args.a, args.b))
     for budget in args.budgets:
         result = paired(correct_by_problem(pa, ma, budget), correct_by_problem(pb, mb, budget), args.resamples)

@@ -199,7 +199,7 @@ class EvalConfig:
 class SearchConfig:
     methods: list = option(["greedy", "best_of_n", "majority", "beam", "mcts"], "evaluate.py methods: greedy | best_of_n | majority | weighted_vote | beam | mcts")
     budgets: list = option([128, 512], "generated tokens per problem each method may spend (one table block per budget)")
-    value: str = option("prm", "value function for best_of_n / beam / mcts: prm (implicit PRM Q-value) | verifier (needs references) | step_verifier (the verifier's step checks, verify_steps: exact, no model; needs references)")
+    value: str = option("prm", "value function for best_of_n / weighted_vote / beam / mcts: prm (implicit PRM Q-value) | verifier (needs references) | step_verifier (the verifier's step checks, verify_steps: exact, no model; needs references)")
     value_reduce: str = option("prefix", "search.value=prm: the prefix's value from its log-ratios q: prefix (sigmoid(beta * sum q), PRIME's Q) | mean_q (sigmoid(mean q per token)) | min_step (sigmoid(beta * the lowest step's sum q), EurusPRM's best-of-N)")
     prm_path: Optional[str] = option(None, "the PRM (none = <model.path>/prm, written by train.py with prm.enabled)")
     prm_ref: Optional[str] = option(None, "the PRM's reference model (none = the initial model.path in the run's config.yaml)")
