@@ -38,6 +38,9 @@ ARMS = {
     "verifier_delta_keep_last_x2": [*VERIFIER, "prm.shaping=delta_keep_last", "prm.process_coef=2", *SAME_SAMPLES],
     # lines the verifier cannot check score 0 (not carried): no credit for bare numbers when answers are rarely right
     "verifier_delta_keep_last_strict": [*VERIFIER, "prm.shaping=delta_keep_last", "prm.unchecked=wrong", *SAME_SAMPLES],
+    # the task's own solution as the step check: a line is right when it is the problem's next step (not merely true)
+    "solution_delta_keep_last": ["algorithm.advantage=prime", "prm.enabled=true", "prm.source=solution", *STEPS,
+                                 "prm.shaping=delta_keep_last", *SAME_SAMPLES],
     # PRIME as published: ungated, its accuracy filter on (it costs samples: compare per sample), weight decay 0
     "prime_published": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", "algorithm.accuracy_filter=true"],
     "prime_ungated": ["--config", "configs/math_prime.yaml", "prm.gate_threshold=null", *SAME_SAMPLES],

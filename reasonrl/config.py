@@ -136,7 +136,7 @@ class AlgorithmConfig:
 @dataclass
 class PrmConfig:
     enabled: bool = option(False, "train an implicit PRM online from outcome labels (PRIME / OPRL)")
-    source: str = option("implicit", "process-reward source: implicit (the implicit PRM, learned online) | verifier (the verifier's own step checks, verify_steps: an oracle PRM; p_k = 1 while every checked step so far is right, the last step also needs the right answer; needs a shaping of p_k)")
+    source: str = option("implicit", "process-reward source: implicit (the implicit PRM, learned online) | verifier (the verifier's own step checks, verify_steps: an oracle PRM; p_k = 1 while every checked step so far is right, the last step also needs the right answer; needs a shaping of p_k) | solution (the task's own solution: a step is right when it is the solution's next line, record.meta['steps']; the arithmetic task has them)")
     path: Optional[str] = option(None, "PRM initialisation and frozen reference (none = the policy's initial weights); same tokenizer")
     reference: str = option("frozen", "q = log pi_phi - log pi_ref with pi_ref: frozen (PRIME: the initial model) | policy (OPRL: the policy that sampled)")
     beta: float = option(0.05, "implicit reward scale, in the loss and in the reward alike")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from reasonrl.metrics import QuietLogger, RunLogger, Timer
 from reasonrl.lora import apply_lora, reference_of
 from reasonrl.memory import mmapped, release_free
 from reasonrl.models import load_model, load_tokenizer, resolve_device
-from reasonrl.process import ProcessRewards, ProcessStep, StepScores, build_prm
+from reasonrl.process import ProcessRewards, ProcessStep, StepScores, build_prm, solution_steps
 from reasonrl.rollout import ENGINES
 from reasonrl.rundir import finish, prepare_run_dir, truncate_logs
 from reasonrl.types import RolloutGroup, SamplingParams, TrainBatch
@@ -389,12 +390,15 @@ def learn(p: Parts, rollouts: Rollouts, cfg: Config, timer: Timer) -> dict:
     return {**process.metrics, **advantage_metrics(rewards, batch, p.dist), **metrics}
 
 
-def step_scores(cfg: Config) -> StepScores | None:
-    """prm.source=verifier: the verifiers' own step checks (verify_steps) are the process source."""
-    if not (cfg.prm.enabled and cfg.prm.source == "verifier"):
+def step_scores(cfg: Config) -> Callable | None:
+    """prm.source=verifier: the verifiers' own step checks (verify_steps) are the process source; solution: the
+    task's own solution's steps (record.meta["steps"]). (record, steps) -> a score or None per step."""
+    if not cfg.prm.enabled or cfg.prm.source == "implicit":
         return None
+    if cfg.prm.source == "solution":
+        return solution_steps
     try:
-        return StepScores(cfg.verifier.options).require([cfg.data.verifier])  # rows naming others: at their step
+        return StepScores(cfg.verifier.options).require([cfg.data.verifier]).of_record  # rows naming others: at their step
     except ValueError as exc:
         raise ConfigError([str(exc)]) from None
 

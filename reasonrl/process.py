@@ -41,7 +41,8 @@ REFERENCES: Registry = Registry("PRM reference")  # prm.reference: (prm, batch, 
 # the PRM's Forward as it is at the call (scored again only when an out-of-memory halving changed it)
 UPDATE_ORDERS: Registry = Registry("PRM update order")
 GRANULARITIES: Registry = Registry("process granularity")  # prm.granularity: step ends (N, T)
-SOURCES = ("implicit", "verifier")  # prm.source: the implicit PRM, or the verifier's step checks (verify_steps)
+# prm.source: the implicit PRM, the verifier's step checks (verify_steps), or the task's own solution's steps
+SOURCES = ("implicit", "verifier", "solution")
 
 
 @dataclass
@@ -149,10 +150,10 @@ UNCHECKED = {"carry": None, "wrong": 0.0}  # prm.unchecked: the score of a step 
 
 
 def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokenizer, split: str,
-                           verify_steps: Callable[[str, list[str], object], list], correct: torch.Tensor,
+                           verify_steps: Callable[[Record, list[str]], list], correct: torch.Tensor,
                            unchecked: str = "carry") -> tuple[torch.Tensor, torch.Tensor]:
     """(p, ends), (N, T): the oracle's prefix score on each step end, p_k = 1 while every step the verifier can
-    check (verify_steps(verifier name, steps, reference): a score or None per step) is right up to step k, the
+    check (verify_steps(record, steps): a score or None per step) is right up to step k, the
     min of those scores otherwise; the last step's also takes the outcome (correct (N,)). A step before the last
     that the verifier cannot check leaves p as it was (unchecked="carry") or scores 0 ("wrong": no credit for
     lines that claim nothing checkable, which a policy can otherwise write to keep p at 1). Steps and their end
@@ -160,7 +161,7 @@ def verified_prefix_scores(groups: list[RolloutGroup], batch: TrainBatch, tokeni
     ends, p = torch.zeros_like(batch.loss_mask), torch.zeros_like(batch.loss_mask)
     for row, start, group, r, texts in response_pieces(groups, tokenizer):
         cols = [start + e for e in step_end_tokens(texts, split)]
-        scores = verify_steps(group.record.verifier, split_steps("".join(texts), split), group.record.reference)
+        scores = verify_steps(group.record, split_steps("".join(texts), split))
         running = 1.0
         for k, (col, score) in enumerate(zip(cols, scores)):
             if score is None and k < len(cols) - 1:
@@ -184,8 +185,20 @@ def first_error(p: torch.Tensor, ends: torch.Tensor) -> float:
     return first[rows].float().mean().item()
 
 
+def solution_steps(record: Record, steps: list[str]) -> list[float | None]:
+    """prm.source=solution: step k (before the last) scores 1 when it is line k of the task's own solution
+    (record.meta["steps"], whitespace aside), else 0; the last step is None (the outcome judges the answer).
+    Unlike the math verifier's check (is the line true?), this checks the line is the problem's next step."""
+    want = record.meta.get("steps")
+    if want is None:
+        raise ValueError(f"prm.source=solution needs each record's solution steps (meta['steps']; the arithmetic "
+                         f"task has them), and this one has none: {record.prompt[:60]!r}")
+    return [float(k < len(want) and step.strip() == want[k].strip()) for k, step in enumerate(steps[:-1])] + [None]
+
+
 class StepScores:
-    """verify_steps by verifier name, one instance per name, from the pool's verifier options."""
+    """verify_steps by verifier name, one instance per name, from the pool's verifier options; called with
+    (record, steps) it checks the steps with the record's own verifier and reference."""
 
     def __init__(self, options: dict):
         from verifiers.registry import get_verifier
@@ -208,6 +221,10 @@ class StepScores:
             self._cache[name] = v
         scores = list(self._cache[name].verify_steps(steps, reference))
         return scores + [None] * (len(steps) - len(scores))
+
+    def of_record(self, record: Record, steps: list[str]) -> list:
+        """The steps checked by the record's verifier against its reference (the process step's signature)."""
+        return self(record.verifier, steps, record.reference)
 
 
 # --------------------------------------------------------------------------- building and checking
@@ -254,9 +271,9 @@ def check_prm(q) -> Problems:
     p.one_of(SOURCES, "prm.source", q.source)
     p.one_of(("keep", "zero"), "prm.flat_groups", q.flat_groups)
     p.one_of(tuple(UNCHECKED), "prm.unchecked", q.unchecked)
-    if q.source == "verifier":
+    if q.source in ("verifier", "solution"):
         p.need(q.shaping != "none", "prm.shaping", q.shaping,
-               "prm.source=verifier scores prefixes (p_k in [0, 1]): use clip, delta, clip_delta, delta_keep_last or raw")
+               f"prm.source={q.source} scores prefixes (p_k in [0, 1]): use clip, delta, clip_delta, delta_keep_last or raw")
     p += check_step_split("prm.step_split", q.step_split)
     for key in ("beta", "lr"):
         p.need(getattr(q, key) > 0, f"prm.{key}", getattr(q, key), "must be > 0")
@@ -285,7 +302,8 @@ class ProcessStep:
     def __init__(self, prm: ImplicitPRM | None, cfg, tokenizer, *, reuse_kl_ref: bool = False,
                  learner_forward: Optional[Callable[[], Forward]] = None, policy: Optional[torch.nn.Module] = None,
                  step_scores: Optional[Callable] = None):
-        """step_scores: prm.source=verifier's verify_steps by verifier name (StepScores); the PRM is then None."""
+        """step_scores: (record, steps) -> a score or None per step, for prm.source=verifier (StepScores.of_record)
+        or solution (solution_steps); the PRM is then None."""
         self.prm, self.cfg, self.tokenizer, self.step_scores = prm, cfg, tokenizer, step_scores
         self.reuse_kl_ref, self.learner_forward, self.policy = reuse_kl_ref, learner_forward, policy
 
@@ -304,7 +322,7 @@ class ProcessStep:
                  correct: torch.Tensor) -> ProcessRewards:
         """Score, learn, and turn q into process values for the batch. outcome, correct: (N,)."""
         cfg = self.cfg
-        if self.step_scores is not None:  # the oracle: the verifier's step checks as prefix scores
+        if self.step_scores is not None:  # the oracle: the verifier's (or the solution's) step checks as prefix scores
             p, ends = verified_prefix_scores(groups, batch, self.tokenizer, cfg.step_split, self.step_scores, correct,
                                              cfg.unchecked)
             values, metrics = shape_steps(p, ends, cfg.shaping, cfg.eta), {}

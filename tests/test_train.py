@@ -185,10 +185,12 @@ def test_at_the_first_step_q_is_exactly_zero_under_a_bf16_learner(tmp_path, refe
     assert m["process/return_correct"] == 0.0 and m["process/return_wrong"] == 0.0
 
 
-def test_the_step_verifier_source_trains_without_a_prm(tmp_path):
+@pytest.mark.parametrize("source", ["verifier", "solution"])
+def test_the_step_verifier_source_trains_without_a_prm(tmp_path, source):
     """prm.source=verifier on the embedded task: the math verifier's step checks feed PRIME's estimator (Clip);
-    no PRM is built or checkpointed. A verifier without verify_steps is refused before training starts."""
-    summary = run(cfg_for(tmp_path, "trainer.steps=2", "prm.enabled=true", "prm.source=verifier",
+    no PRM is built or checkpointed. A verifier without verify_steps is refused before training starts.
+    prm.source=solution (the task's own solution's lines) runs the same way."""
+    summary = run(cfg_for(tmp_path, "trainer.steps=2", "prm.enabled=true", f"prm.source={source}",
                           "algorithm.advantage=prime", "prm.granularity=step", "prm.shaping=clip"))
     run_dir = Path(summary["run_dir"])
     m = rows(run_dir, "metrics.jsonl")

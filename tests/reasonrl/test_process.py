@@ -238,7 +238,7 @@ def test_the_step_verifier_as_process_source(setup):
     batch = collate(groups, tok.pad_token_id)
     correct = torch.tensor([1.0, 1.0, 0.0, 1.0])
     cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5)
-    step = ProcessStep(None, cfg, tok, step_scores=StepScores({}))
+    step = ProcessStep(None, cfg, tok, step_scores=StepScores({}).of_record)
     out = step(batch, groups, correct, correct)
     assert torch.equal(out.ends, step_ends(groups, batch, tok, "newline"))  # the PRM's step ends, EOS included
     per_row = [out.values[i][out.ends[i].bool()].tolist() for i in range(4)]
@@ -264,12 +264,41 @@ def test_unchecked_wrong_gives_no_credit_to_lines_the_verifier_cannot_check(setu
     rows = {}
     for unchecked in ("carry", "wrong"):
         cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5, unchecked=unchecked)
-        out = ProcessStep(None, cfg, tok, step_scores=StepScores({}))(batch, groups, correct, correct)
+        out = ProcessStep(None, cfg, tok, step_scores=StepScores({}).of_record)(batch, groups, correct, correct)
         rows[unchecked] = [out.values[i][out.ends[i].bool()].tolist() for i in range(5)]
     assert rows["carry"][3:] == [[0.0, 0.0], [0.0, 0.0, -0.5]]  # the bare numbers keep p at 1 until the answer
     assert rows["wrong"] == [[0.0, 0.0], [-0.5, -0.5, -0.5], [0.0, -0.5], [-0.5, -0.5], [-0.5, -0.5, -0.5]]
     with pytest.raises(ConfigError, match="prm.unchecked"):
         load_config(["prm.enabled=true", "prm.source=verifier", "prm.shaping=clip", "prm.unchecked=skip"])
+
+
+def test_the_solution_source_checks_each_line_is_the_problems_next_step(setup):
+    """prm.source=solution: step k is right when it is the task's solution's line k. A true line on the wrong
+    operands, which the math step verifier passes (and which a policy learned to write against it on long
+    chains: BENCHMARKS.md), is wrong here; bare numbers are wrong too; the last step is the outcome's."""
+    from reasonrl.process import StepScores, solution_steps
+
+    tok, *_ = setup
+    responses = ["3+4=7\n7-1=6\n\\boxed{6}", "3+1=4\n4+4=8\n\\boxed{8}", "3+4=7\n7+1=8\n\\boxed{8}",
+                 "3+4=7\n7-1=6\n\\boxed{5}", "7\n6\n\\boxed{6}"]
+    g = group(tok, "Compute: 3+4-1\n", responses)
+    g.record = Record("Compute: 3+4-1\n", "6", meta={"steps": ["3+4=7", "7-1=6"]})
+    batch = collate([g], tok.pad_token_id)
+    correct = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0])
+    rows = {}
+    for source, scores in (("verifier", StepScores({}).of_record), ("solution", solution_steps)):
+        cfg = PrmConfig(enabled=True, source=source, granularity="step", shaping="clip", eta=0.5)
+        out = ProcessStep(None, cfg, tok, step_scores=scores)(batch, [g], correct, correct)
+        rows[source] = [out.values[i][out.ends[i].bool()].tolist() for i in range(5)]
+    # clip(p - 0.5): 0 while right, -0.5 from the first wrong step (the last step also needs the right answer)
+    assert rows["verifier"] == [[0.0, 0.0, 0.0], [0.0, 0.0, -0.5], [0.0, 0.0, -0.5], [0.0, 0.0, -0.5], [0.0, 0.0, 0.0]]
+    assert rows["solution"] == [[0.0, 0.0, 0.0], [-0.5, -0.5, -0.5], [0.0, -0.5, -0.5], [0.0, 0.0, -0.5],
+                                [-0.5, -0.5, -0.5]]
+    assert solution_steps(g.record, ["3+4=7", "7-1=6", "6-0=6", "\\boxed{6}"]) == [1.0, 1.0, 0.0, None]  # extra line
+    with pytest.raises(ValueError, match="meta\\['steps'\\]"):
+        solution_steps(Record("Q\n", "1"), ["a", "b"])
+    with pytest.raises(ConfigError, match="prm.source=solution scores prefixes"):
+        load_config(["prm.enabled=true", "prm.source=solution", "algorithm.advantage=prime"])
 
 
 @pytest.mark.parametrize("flat", ["keep", "zero"])
@@ -284,6 +313,6 @@ def test_flat_groups_zero_keeps_process_values_only_where_the_outcome_varies(set
     batch = collate(groups, tok.pad_token_id)
     correct = torch.tensor([0.0, 0.0, 1.0, 0.0])
     cfg = PrmConfig(enabled=True, source="verifier", granularity="step", shaping="clip", eta=0.5, flat_groups=flat)
-    out = ProcessStep(None, cfg, tok, step_scores=StepScores({}))(batch, groups, correct, correct)
+    out = ProcessStep(None, cfg, tok, step_scores=StepScores({}).of_record)(batch, groups, correct, correct)
     per_row = [out.values[i].sum().item() for i in range(4)]
     assert per_row == ([-1.0, -1.0, 0.0, -1.0] if flat == "keep" else [0.0, 0.0, 0.0, -1.0])
